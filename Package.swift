@@ -1,0 +1,97 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Hummingbird's own habits: explicit existentials, explicit imports.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "medsegd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "medsegd", targets: ["medsegd"]),
+        .library(name: "MedSegData", targets: ["MedSegData"]),
+        .library(name: "MedSegServer", targets: ["MedSegServer"]),
+    ],
+    dependencies: [
+        // No traits: medsegd reads its own YAML, so swift-configuration is not built.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CHDF5",
+            pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"])]
+        ),
+        .target(
+            name: "HDF5",
+            dependencies: ["CHDF5"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MedSegData",
+            dependencies: [
+                "HDF5",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MedSegServer",
+            dependencies: [
+                "MedSegData",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "medsegd",
+            dependencies: [
+                "MedSegData",
+                "MedSegServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HDF5Tests",
+            dependencies: ["HDF5"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MedSegDataTests",
+            dependencies: ["MedSegData", "HDF5"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MedSegServerTests",
+            dependencies: [
+                "MedSegServer",
+                "MedSegData",
+                "HDF5",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

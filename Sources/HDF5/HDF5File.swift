@@ -1,0 +1,102 @@
+internal import CHDF5
+
+/// An open HDF5 file. Not shared between threads: open, read and let go in one blocking job.
+public final class HDF5File {
+    public let path: String
+    let id: hid_t
+
+    private init(path: String, id: hid_t) {
+        self.path = path
+        self.id = id
+    }
+
+    deinit {
+        H5Fclose(id)
+    }
+
+    /// Opens an existing file read-only.
+    public static func open(_ path: String) throws(HDF5Error) -> HDF5File {
+        HDF5Library.prepareThread()
+        // Rejecting a non-HDF5 file up front gives a clear message instead of a library stack.
+        let isHDF5 = H5Fis_hdf5(path)
+        guard isHDF5 > 0 else {
+            let detail = HDF5Library.takeErrorMessage()
+            if isHDF5 == 0 { throw HDF5Error(.openFailed, file: path, detail: "not an HDF5 file") }
+            throw HDF5Error(.openFailed, file: path, detail: detail.isEmpty ? "unreadable" : detail)
+        }
+        let id = H5Fopen(path, medseg_h5f_acc_rdonly(), HDF5Library.defaultProperties)
+        guard id >= 0 else { throw HDF5Library.error(.openFailed, file: path, "unreadable") }
+        return HDF5File(path: path, id: id)
+    }
+
+    /// Creates (or truncates) a file for writing: used by `medsegd demo` and the tests.
+    public static func create(_ path: String) throws(HDF5Error) -> HDF5File {
+        HDF5Library.prepareThread()
+        let id = H5Fcreate(path, medseg_h5f_acc_trunc(), HDF5Library.defaultProperties, HDF5Library.defaultProperties)
+        guard id >= 0 else { throw HDF5Library.error(.writeFailed, file: path, "cannot create") }
+        return HDF5File(path: path, id: id)
+    }
+
+    public enum ObjectKind: Sendable { case group, dataset, other }
+
+    /// What `name` is in this file, or `nil` when nothing is linked there.
+    public func objectKind(_ name: String) -> ObjectKind? {
+        HDF5Library.prepareThread()
+        guard linkExists(name) else { return nil }
+        var info = H5O_info_t()
+        guard H5Oget_info_by_name2(id, name, &info, UInt32(H5O_INFO_BASIC), HDF5Library.defaultProperties) >= 0 else {
+            HDF5Library.takeErrorMessage()
+            return nil
+        }
+        switch info.type {
+        case H5O_TYPE_GROUP: return .group
+        case H5O_TYPE_DATASET: return .dataset
+        default: return .other
+        }
+    }
+
+    /// Whether every link along `name` exists (H5Lexists checks only the last one).
+    private func linkExists(_ name: String) -> Bool {
+        var prefix = name.hasPrefix("/") ? "/" : ""
+        for component in name.split(separator: "/") {
+            prefix += prefix.isEmpty || prefix.hasSuffix("/") ? String(component) : "/" + component
+            guard H5Lexists(id, prefix, HDF5Library.defaultProperties) > 0 else {
+                HDF5Library.takeErrorMessage()
+                return false
+            }
+        }
+        return true
+    }
+
+    /// The names linked in a group, sorted by name (the order h5py's `keys()` gives).
+    public func childNames(of group: String = "/") throws(HDF5Error) -> [String] {
+        HDF5Library.prepareThread()
+        var info = H5G_info_t()
+        guard H5Gget_info_by_name(id, group, &info, HDF5Library.defaultProperties) >= 0 else {
+            throw HDF5Library.error(.notFound, file: path, object: group, "not a group")
+        }
+        var names: [String] = []
+        names.reserveCapacity(Int(info.nlinks))
+        for index in 0..<info.nlinks {
+            let length = H5Lget_name_by_idx(
+                id, group, H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, HDF5Library.defaultProperties)
+            guard length >= 0 else { throw HDF5Library.error(.readFailed, file: path, object: group) }
+            var buffer = [CChar](repeating: 0, count: Int(length) + 1)
+            H5Lget_name_by_idx(
+                id, group, H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, HDF5Library.defaultProperties)
+            names.append(String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return names
+    }
+
+    /// Opens a dataset by its path in the file (`data`, `scan1/volume`).
+    public func dataset(_ name: String) throws(HDF5Error) -> HDF5Dataset {
+        HDF5Library.prepareThread()
+        guard objectKind(name) == .dataset else {
+            throw HDF5Error(.notFound, file: path, object: name, detail: "no dataset with this name")
+        }
+        let datasetID = H5Dopen2(id, name, HDF5Library.defaultProperties)
+        guard datasetID >= 0 else { throw HDF5Library.error(.readFailed, file: path, object: name) }
+        return try HDF5Dataset(file: self, name: name, id: datasetID)
+    }
+}

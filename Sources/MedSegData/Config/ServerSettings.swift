@@ -1,0 +1,29 @@
+/// CONFIG.md's `server:` section.
+public struct ServerSettings: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (logged at startup).
+    public var port = 8080
+    /// In-memory tensor cache budget; 0 disables the cache.
+    public var cacheBytes = ByteSize(bytes: 512 << 20)
+    /// Batch requests with more items get 413.
+    public var maxBatchItems = 512
+    /// Tensor responses larger than this get 413.
+    public var maxResponseBytes = ByteSize(bytes: 4 << 30)
+    /// File of bearer tokens, one a line; when set, `/v1` needs one.
+    public var tokensFile: String?
+    /// Serve HTTPS when set.
+    public var tls: TLSSettings?
+
+    public init() {}
+}
+
+/// A certificate chain and its private key, both PEM files.
+public struct TLSSettings: Sendable, Equatable {
+    public var certificate: String
+    public var privateKey: String
+
+    public init(certificate: String, privateKey: String) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+    }
+}

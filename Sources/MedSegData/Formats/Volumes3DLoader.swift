@@ -1,0 +1,58 @@
+internal import HDF5
+
+/// `volumes-3d`: a folder of HDF5 files, one scan each, with `volume` and `seg`.
+/// Like MedSegPy's `load_oai_3d_from_dir`, except that `image_size` is read from each file.
+enum Volumes3DLoader: FormatLoader {
+    static func load(_ config: DatasetConfig) throws(DataProblem) -> LoadedItems {
+        let root = config.location
+        let entries: [(name: String, kind: FileSystem.EntryKind)]
+        do {
+            entries = try FileSystem.listDirectory(root)
+        } catch {
+            throw DataProblem(.error, dataset: config.name, file: root, "cannot list scan_root: \(error.reason)")
+        }
+        var result = LoadedItems()
+        for entry in entries.sortedByName() where entry.kind == .file && !entry.name.hasPrefix(".") {
+            let path = (root == "/" ? "" : root) + "/" + entry.name
+            do {
+                let shape = try volumeShape(file: path, group: nil)
+                let scan = ScanName(searching: entry.name)
+                result.dicts.append(DatasetDict(
+                    fileName: path,
+                    semSegFile: path,
+                    scanID: scan?.scanID ?? Self.stem(entry.name),
+                    subjectID: scan?.subjectID,
+                    timePoint: scan?.timePoint,
+                    imageSize: shape))
+            } catch {
+                result.problems.append(DataProblem(.error, dataset: config.name, file: path, "skipped: \(error.detailWithoutFile)"))
+            }
+        }
+        return result
+    }
+
+    /// The shape of `volume` in a scan file (or in one group of a single file).
+    static func volumeShape(file: String, group: String?) throws(HDF5Error) -> [Int] {
+        let hdf5 = try HDF5File.open(file)
+        let key = group.map { "\($0)/\(ScanFileKeys.volume)" } ?? ScanFileKeys.volume
+        let dataset = try hdf5.dataset(key)
+        guard dataset.shape.count == 3 else {
+            throw HDF5Error(.unsupported, file: file, object: key, detail: "expected H x W x D, found shape \(dataset.shape)")
+        }
+        return dataset.shape
+    }
+
+    /// A file name without its last extension: the scan id of files not named `%07d_V%02d`.
+    static func stem(_ name: String) -> String {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return name }
+        return String(name[..<dot])
+    }
+}
+
+extension HDF5Error {
+    /// The message without the file path, for places that already name the file.
+    var detailWithoutFile: String {
+        let target = object.map { "'\($0)': " } ?? ""
+        return "\(kind.rawValue) \(target)\(detail)"
+    }
+}

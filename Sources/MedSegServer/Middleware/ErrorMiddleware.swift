@@ -1,0 +1,41 @@
+public import Hummingbird
+import HTTPTypes
+import Logging
+
+/// Makes every error a JSON error of the contract: Hummingbird's own (unknown route, body too
+/// large) are translated, anything unexpected becomes a logged 500 with no detail sent out.
+public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as any HTTPResponseError {
+            throw Self.translate(error, request: request)
+        } catch {
+            context.logger.error("internal error", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
+            throw APIError(.internalError, "internal error; the server log has the details")
+        }
+    }
+
+    static func translate(_ error: any HTTPResponseError, request: Request) -> APIError {
+        switch error.status {
+        case .notFound:
+            return APIError(.notFound, "no route \(request.method.rawValue) \(request.uri.path.prefix(200))")
+        case .contentTooLarge:
+            return APIError(.tooLarge, "request body is too large")
+        case .badRequest:
+            return APIError(.badRequest, (error as? HTTPError)?.body ?? "bad request")
+        case .unauthorized:
+            return APIError(.unauthorized, "a valid bearer token is required")
+        case .methodNotAllowed:
+            return APIError(.methodNotAllowed, "method \(request.method.rawValue) is not allowed here")
+        case .serviceUnavailable:
+            return APIError(.notReady, "not ready")
+        default:
+            return APIError(error.status.code >= 500 ? .internalError : .badRequest, error.status.reasonPhrase)
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import HTTPTypes
+public import Hummingbird
+
+/// Registers routes and, for every path, answers the methods it does not serve with 405 and an
+/// `Allow` header (Hummingbird's router alone would say 404). `HEAD` comes with every `GET`.
+public final class RouteTable<Context: RequestContext> {
+    public typealias Handler = @Sendable (Request, Context) async throws -> Response
+
+    let router: Router<Context>
+    private var allowed: [(path: String, methods: [HTTPRequest.Method])] = []
+
+    public init(router: Router<Context>) {
+        self.router = router
+    }
+
+    public func get(_ path: String, use handler: @escaping Handler) {
+        add(path, .get, handler)
+    }
+
+    public func post(_ path: String, use handler: @escaping Handler) {
+        add(path, .post, handler)
+    }
+
+    private func add(_ path: String, _ method: HTTPRequest.Method, _ handler: @escaping Handler) {
+        router.on(RouterPath(path), method: method, use: handler)
+        if let index = allowed.firstIndex(where: { $0.path == path }) {
+            allowed[index].methods.append(method)
+        } else {
+            allowed.append((path, [method]))
+        }
+    }
+
+    private static var everyMethod: [HTTPRequest.Method] {
+        [.get, .head, .post, .put, .delete, .patch, .options, .trace]
+    }
+
+    /// Adds the 405 answers; call once after the last route.
+    public func finish() {
+        for (path, methods) in allowed {
+            let served = methods.contains(.get) ? methods + [.head] : methods
+            let allowHeader = served.map(\.rawValue).joined(separator: ", ")
+            for method in Self.everyMethod where !served.contains(method) {
+                router.on(RouterPath(path), method: method) { request, _ -> Response in
+                    throw APIError(
+                        .methodNotAllowed, "\(request.method.rawValue) is not allowed on \(path); allowed: \(allowHeader)",
+                        headers: [.allow: allowHeader])
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+public import Hummingbird
+import NIOCore
+
+/// The per-request context of every medsegd route.
+public struct MedSegRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+    }
+
+    /// Batch bodies are small JSON documents; anything bigger is refused early.
+    public var maxUploadSize: Int { 1 << 20 }
+}
