@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
@@ -69,14 +70,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Fixture writers shared by the test targets (real HDF5 files in temporary folders).
+        .target(
+            name: "TestSupport",
+            dependencies: ["HDF5", "MedSegData"],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HDF5Tests",
-            dependencies: ["HDF5"],
+            dependencies: ["HDF5", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "MedSegDataTests",
-            dependencies: ["MedSegData", "HDF5"],
+            dependencies: ["MedSegData", "HDF5", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -85,12 +93,19 @@ let package = Package(
                 "MedSegServer",
                 "MedSegData",
                 "HDF5",
+                "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "medsegdTests",
+            dependencies: ["TestSupport", "MedSegData"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,4 +1,7 @@
 internal import CHDF5
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An open HDF5 file. Not shared between threads: open, read and let go in one blocking job.
 public final class HDF5File {
@@ -17,6 +20,10 @@ public final class HDF5File {
     /// Opens an existing file read-only.
     public static func open(_ path: String) throws(HDF5Error) -> HDF5File {
         HDF5Library.prepareThread()
+        // HDF5's own message for a missing or unreadable file is a paragraph; errno says it in words.
+        guard access(path, R_OK) == 0 else {
+            throw HDF5Error(.openFailed, file: path, detail: String(cString: strerror(errno)).lowercased())
+        }
         // Rejecting a non-HDF5 file up front gives a clear message instead of a library stack.
         let isHDF5 = H5Fis_hdf5(path)
         guard isHDF5 > 0 else {

@@ -16,6 +16,12 @@ public struct ScanVolume: Sendable, Equatable {
     /// Indices of its items in the dict list; 2D slices in slice order.
     public var items: [Int]
 
+    public init(aug: Int, numSlices: Int, items: [Int]) {
+        self.aug = aug
+        self.numSlices = numSlices
+        self.items = items
+    }
+
     public var firstItem: Int { items.min() ?? 0 }
     public var lastItem: Int { items.max() ?? 0 }
 }

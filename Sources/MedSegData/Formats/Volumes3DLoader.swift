@@ -52,7 +52,7 @@ enum Volumes3DLoader: FormatLoader {
 extension HDF5Error {
     /// The message without the file path, for places that already name the file.
     var detailWithoutFile: String {
-        let target = object.map { "'\($0)': " } ?? ""
-        return "\(kind.rawValue) \(target)\(detail)"
+        let target = object.map { " '\($0)'" } ?? ""
+        return "\(kind.rawValue)\(target): \(detail)"
     }
 }

@@ -15,6 +15,14 @@ public final class RouteTable<Context: RequestContext> {
 
     public func get(_ path: String, use handler: @escaping Handler) {
         add(path, .get, handler)
+        // Hummingbird's generated HEAD would announce `Content-Length: 0` for streamed bodies;
+        // this one keeps the GET's length, or none when the GET streams.
+        router.on(RouterPath(path), method: .head) { request, context -> Response in
+            let response = try await handler(request, context)
+            return Response(
+                status: response.status, headers: response.headers,
+                body: ResponseBody(contentLength: response.body.contentLength) { writer in try await writer.finish(nil) })
+        }
     }
 
     public func post(_ path: String, use handler: @escaping Handler) {

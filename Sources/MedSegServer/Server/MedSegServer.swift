@@ -7,7 +7,7 @@ import NIOCore
 public enum MedSegServer {
     /// The router with every route of the API contract.
     public static func makeRouter(store: CatalogStore) -> Router<MedSegRequestContext> {
-        let router = Router(context: MedSegRequestContext.self, options: .autoGenerateHeadEndpoints)
+        let router = Router(context: MedSegRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         let routes = RouteTable(router: router)
         OperationsRoutes(store: store).register(on: routes)

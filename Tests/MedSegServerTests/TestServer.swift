@@ -1,0 +1,79 @@
+import AsyncHTTPClient
+import Hummingbird
+import Logging
+import MedSegData
+import MedSegServer
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// The real medsegd application on 127.0.0.1 with a free port, for the length of `body`.
+func withTestServer(
+    store: CatalogStore, settings: ServerSettings = ServerSettings(), _ body: (TestClient) async throws -> Void
+) async throws {
+    var settings = settings
+    settings.host = "127.0.0.1"
+    settings.port = 0
+    var logger = Logger(label: "medsegd-test")
+    logger.logLevel = .error
+    let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+    let app = MedSegServer.makeApplication(store: store, settings: settings, logger: logger) { port in
+        portContinuation.yield(port)
+    }
+    let services = ServiceGroup(services: [app], logger: logger)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await services.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TestServerError.didNotStart }
+        let client = TestClient(port: port)
+        do {
+            try await body(client)
+        } catch {
+            await services.triggerGracefulShutdown()
+            throw error
+        }
+        await services.triggerGracefulShutdown()
+        try await group.waitForAll()
+    }
+}
+
+enum TestServerError: Error { case didNotStart }
+
+/// A real HTTP client (AsyncHTTPClient) pointed at the test server.
+struct TestClient {
+    let port: Int
+
+    struct Reply {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: [UInt8]
+
+        var text: String { String(decoding: body, as: UTF8.self) }
+        var json: JSONValue { get throws { try JSONParser.parse(body) } }
+
+        /// The contract's error code, when the body is a JSON error.
+        var errorCode: String? {
+            guard case .object(let object)? = try? json, case .object(let error)? = object["error"] else { return nil }
+            return error["code"]?.stringValue
+        }
+
+        var errorMessage: String? {
+            guard case .object(let object)? = try? json, case .object(let error)? = object["error"] else { return nil }
+            return error["message"]?.stringValue
+        }
+    }
+
+    func request(_ path: String, method: HTTPMethod = .GET, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> Reply {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        var bytes = try await response.body.collect(upTo: 512 << 20)
+        return Reply(status: Int(response.status.code), headers: response.headers, body: bytes.readBytes(length: bytes.readableBytes) ?? [])
+    }
+
+    func get(_ path: String) async throws -> Reply {
+        try await request(path)
+    }
+}
