@@ -33,6 +33,12 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
+        // zlib: CRC-32 for .npz archives.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "HDF5",
             dependencies: ["CHDF5"],
@@ -42,6 +48,7 @@ let package = Package(
             name: "MedSegData",
             dependencies: [
                 "HDF5",
+                "CZlib",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -51,6 +58,7 @@ let package = Package(
             name: "MedSegServer",
             dependencies: [
                 "MedSegData",
+                "HDF5",  // for DType only
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

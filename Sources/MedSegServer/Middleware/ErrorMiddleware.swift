@@ -1,6 +1,7 @@
 public import Hummingbird
 import HTTPTypes
 import Logging
+import MedSegData
 
 /// Makes every error a JSON error of the contract: Hummingbird's own (unknown route, body too
 /// large) are translated, anything unexpected becomes a logged 500 with no detail sent out.
@@ -12,6 +13,8 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let error as TensorError {
+            throw APIError(error)
         } catch let error as any HTTPResponseError {
             throw Self.translate(error, request: request)
         } catch {

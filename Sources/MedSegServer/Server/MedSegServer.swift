@@ -6,12 +6,14 @@ import NIOCore
 /// Builds the HTTP application over a catalog store: routes, middleware, listening address.
 public enum MedSegServer {
     /// The router with every route of the API contract.
-    public static func makeRouter(store: CatalogStore) -> Router<MedSegRequestContext> {
+    public static func makeRouter(store: CatalogStore, settings: ServerSettings) -> Router<MedSegRequestContext> {
         let router = Router(context: MedSegRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         let routes = RouteTable(router: router)
         OperationsRoutes(store: store).register(on: routes)
         CatalogRoutes(store: store).register(on: routes)
+        TensorRoutes(store: store, settings: settings).register(on: routes)
+        BatchRoutes(store: store, settings: settings).register(on: routes)
         routes.finish()
         return router
     }
@@ -25,7 +27,7 @@ public enum MedSegServer {
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
-            router: makeRouter(store: store),
+            router: makeRouter(store: store, settings: settings),
             configuration: ApplicationConfiguration(
                 address: .hostname(settings.host, port: settings.port),
                 serverName: "medsegd"),

@@ -1,0 +1,69 @@
+internal import HDF5
+
+/// One HDF5 dataset, read through a region as a hyperslab, collated chunk by chunk when it is a
+/// mask: item images and masks, and the volumes of 3D scans.
+final class HyperslabSource: TensorSource, @unchecked Sendable {
+    enum Transform {
+        case none
+        /// `squeezeAxis`: the kept spatial axis to drop when its length is 1 (2D slice masks).
+        case collate(CategorySelection, BackgroundChannel, squeezeAxis: Int?)
+    }
+
+    let layout: TensorLayout
+    private var dataset: HDF5Dataset?
+    private let slab: Hyperslab
+    private let keptAxes: [Bool]
+    private let transform: Transform
+    private let chunking: RowChunking
+    private let describe: String
+
+    /// `region` must already be resolved against the dataset's shape (for masks: including the
+    /// whole channel axis).
+    init(dataset: HDF5Dataset, region: ResolvedRegion, transform: Transform, describe: String) {
+        self.dataset = dataset
+        self.slab = region.hyperslab
+        self.keptAxes = region.keptAxes
+        self.transform = transform
+        self.describe = describe
+        let isMask: Bool
+        switch transform {
+        case .none:
+            layout = TensorLayout(dtype: dataset.dtype, shape: region.shape)
+            isMask = false
+        case .collate(let selection, let background, let squeezeAxis):
+            var spatial = Array(region.shape.dropLast())
+            if let axis = squeezeAxis, axis < spatial.count, spatial[axis] == 1 { spatial.remove(at: axis) }
+            layout = TensorLayout(dtype: dataset.dtype, shape: spatial + [selection.ids.count + (background == .none ? 0 : 1)])
+            isMask = true
+        }
+        // Masks are never split along their channel axis: collation needs every channel of a pixel.
+        chunking = RowChunking(
+            counts: slab.count, splittable: isMask ? slab.rank - 1 : slab.rank, bytesPerElement: dataset.dtype.size)
+    }
+
+    var chunkCount: Int { chunking.chunkCount }
+
+    func readChunk(_ index: Int) throws(TensorError) -> [UInt8] {
+        guard let dataset else { preconditionFailure("read after close") }
+        let sub = chunking.subslab(slab, chunk: index)
+        let raw: [UInt8]
+        do {
+            raw = try dataset.readBytes(sub)
+        } catch {
+            throw TensorError(.unprocessable, "\(describe) cannot be read: \(error.detail)")
+        }
+        switch transform {
+        case .none:
+            return raw
+        case .collate(let selection, let background, let squeezeAxis):
+            // Dropped axes have one element: removing them is a reshape, not a copy.
+            let shape = zip(sub.count, keptAxes).filter(\.1).map(\.0)
+            let mask = Tensor(dtype: dataset.dtype, shape: shape, bytes: raw)
+            return Collation.collate(mask, selection: selection, background: background, squeezeAxis: squeezeAxis).bytes
+        }
+    }
+
+    func close() {
+        dataset = nil
+    }
+}

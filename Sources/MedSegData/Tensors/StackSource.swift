@@ -1,0 +1,83 @@
+internal import HDF5
+
+/// The slices of a 2D scan stacked in slice order: images `H x W x 1` become `H x W x D`,
+/// masks `H x W x 1 x C` become `H x W x D x C'` (collated per slice). The region applies to the
+/// stacked shape; only the selected slices are read, each as a hyperslab.
+final class StackSource: TensorSource, @unchecked Sendable {
+    let layout: TensorLayout
+    private var slices: [HDF5Dataset]
+    /// Region over `[H, W, D]`.
+    private let slab: Hyperslab
+    private let keptAxes: [Bool]
+    private let collation: (CategorySelection, BackgroundChannel)?
+    private let chunking: RowChunking
+    private let storedChannels: Int
+    private let names: [String]
+
+    /// `slices`: the selected volume's datasets in slice order, all of one shape.
+    /// `region`: resolved against `[H, W, D]`.
+    init(slices: [HDF5Dataset], names: [String], region: ResolvedRegion, collation: (CategorySelection, BackgroundChannel)?) {
+        self.slices = slices
+        self.names = names
+        self.slab = region.hyperslab
+        self.keptAxes = region.keptAxes
+        self.collation = collation
+        let dtype = slices[0].dtype
+        if let (selection, background) = collation {
+            storedChannels = slices[0].shape.last ?? 1
+            layout = TensorLayout(dtype: dtype, shape: region.shape + [selection.ids.count + (background == .none ? 0 : 1)])
+        } else {
+            storedChannels = 1
+            layout = TensorLayout(dtype: dtype, shape: region.shape)
+        }
+        // Split along H only: each chunk then reads a band of rows from every selected slice.
+        chunking = RowChunking(counts: slab.count, splittable: 1, bytesPerElement: dtype.size * (layout.shape.last ?? 1))
+    }
+
+    var chunkCount: Int { chunking.chunkCount }
+
+    func readChunk(_ index: Int) throws(TensorError) -> [UInt8] {
+        let sub = chunking.subslab(slab, chunk: index)
+        let (rows, columns, depth) = (sub.count[0], sub.count[1], sub.count[2])
+        let channels = layout.shape.last.map { collation == nil ? 1 : $0 } ?? 1
+        let elementBytes = layout.dtype.size * channels
+        var output = [UInt8](repeating: 0, count: rows * columns * depth * elementBytes)
+        for j in 0..<depth {
+            let sliceIndex = sub.start[2] + j * sub.stride[2]
+            let dataset = slices[sliceIndex]
+            // The band of this slice: [rows, columns, 0] (and every channel of a mask).
+            var start = [sub.start[0], sub.start[1], 0]
+            var count = [rows, columns, 1]
+            var stride = [sub.stride[0], sub.stride[1], 1]
+            if collation != nil {
+                start.append(0); count.append(storedChannels); stride.append(1)
+            }
+            let band: [UInt8]
+            do {
+                band = try dataset.readBytes(Hyperslab(start: start, count: count, stride: stride))
+            } catch {
+                throw TensorError(.unprocessable, "slice \(names[sliceIndex]) cannot be read: \(error.detail)")
+            }
+            var values = band
+            if let (selection, background) = collation {
+                let mask = Tensor(dtype: dataset.dtype, shape: [rows, columns, storedChannels], bytes: band)
+                values = Collation.collate(mask, selection: selection, background: background).bytes
+            }
+            // Interleave: this slice becomes position j of the fastest spatial axis.
+            values.withUnsafeBytes { source in
+                output.withUnsafeMutableBytes { target in
+                    for pixel in 0..<(rows * columns) {
+                        let from = pixel * elementBytes
+                        let to = (pixel * depth + j) * elementBytes
+                        target.baseAddress!.advanced(by: to).copyMemory(from: source.baseAddress!.advanced(by: from), byteCount: elementBytes)
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    func close() {
+        slices = []
+    }
+}

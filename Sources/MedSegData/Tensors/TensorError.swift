@@ -1,0 +1,21 @@
+/// Why an array cannot be served as asked. The kinds follow who must act: the client
+/// (`invalidRequest`, `notFound`, `tooLarge`) or whoever owns the data (`unprocessable`).
+/// Messages name files by their base name only.
+public struct TensorError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        case invalidRequest
+        case notFound
+        case unprocessable
+        case tooLarge
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,23 @@
+public import HDF5
+
+/// How a client asks for an array: the query parameters (or batch body fields) of tensor routes.
+public struct TensorOptions: Hashable, Sendable {
+    public var region: Region
+    /// `nil`: the dataset's `category_ids`.
+    public var categories: CategorySelection?
+    public var background: BackgroundChannel
+    /// Images only: convert to this (little-endian) type.
+    public var dtype: DType?
+
+    public init(region: Region = .all, categories: CategorySelection? = nil, background: BackgroundChannel = .none, dtype: DType? = nil) {
+        self.region = region
+        self.categories = categories
+        self.background = background
+        self.dtype = dtype
+    }
+
+    /// A stable text form, part of ETags (the same request always yields the same tag).
+    public var canonical: String {
+        "region=\(region);categories=\(categories?.description ?? "default");background=\(background.rawValue);dtype=\(dtype?.numpyDescriptor ?? "stored")"
+    }
+}

@@ -1,0 +1,68 @@
+import HDF5
+
+/// An array ready to be read, in pieces that follow each other in C order: what a response
+/// streams. Creating one opens and checks the files (so most errors come before any byte is
+/// sent); reading a chunk reads only that part.
+///
+/// Sources hold open HDF5 handles. A source is used by one request at a time and must be
+/// created, read and closed on blocking threads, never on an event loop.
+public protocol TensorSource: AnyObject, Sendable {
+    /// The array the chunks add up to.
+    var layout: TensorLayout { get }
+    var chunkCount: Int { get }
+    /// The bytes of chunk `index` (in `layout.dtype`).
+    func readChunk(_ index: Int) throws(TensorError) -> [UInt8]
+    /// Releases the HDF5 handles.
+    func close()
+}
+
+extension TensorSource {
+    /// The whole array in memory (small arrays: items, tests).
+    public func readAll() throws(TensorError) -> Tensor {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(layout.byteCount)
+        for chunk in 0..<chunkCount { bytes += try readChunk(chunk) }
+        return Tensor(dtype: layout.dtype, shape: layout.shape, bytes: bytes)
+    }
+}
+
+/// Splits a selection along one axis into row ranges of about `targetBytes` each.
+struct RowChunking: Sendable {
+    /// The axis split, or nil when the selection is read in one piece.
+    let axis: Int?
+    let rows: Int
+    let rowsPerChunk: Int
+
+    static let targetBytes = 4 << 20
+
+    /// `counts`: elements selected per axis; `splittable`: how many leading axes may be split.
+    init(counts: [Int], splittable: Int, bytesPerElement: Int) {
+        let axis = counts.prefix(splittable).firstIndex { $0 > 1 }
+        self.axis = axis
+        guard let axis else {
+            rows = 1
+            rowsPerChunk = 1
+            return
+        }
+        rows = counts[axis]
+        let rowBytes = max(1, counts[(axis + 1)...].reduce(1, *) * bytesPerElement)
+        rowsPerChunk = max(1, min(rows, Self.targetBytes / rowBytes))
+    }
+
+    var chunkCount: Int { (rows + rowsPerChunk - 1) / rowsPerChunk }
+
+    func rowRange(_ chunk: Int) -> Range<Int> {
+        let start = chunk * rowsPerChunk
+        return start..<min(rows, start + rowsPerChunk)
+    }
+
+    /// The part of `slab` that chunk `chunk` covers.
+    func subslab(_ slab: Hyperslab, chunk: Int) -> Hyperslab {
+        guard let axis else { return slab }
+        let range = rowRange(chunk)
+        var sub = slab
+        sub.start[axis] = slab.start[axis] + range.lowerBound * slab.stride[axis]
+        sub.count[axis] = range.count
+        return sub
+    }
+}

@@ -1,0 +1,79 @@
+import Hummingbird
+import HummingbirdCore
+
+/// How an array is sent: API.md's "Tensor responses" table.
+enum TensorEncoding: String, Sendable {
+    case npy, raw, npz
+
+    var mediaType: String {
+        switch self {
+        case .npy: "application/x-npy"
+        case .raw: "application/octet-stream"
+        case .npz: "application/x-npz"
+        }
+    }
+
+    init?(mediaType: Substring) {
+        switch mediaType.lowercased() {
+        case "application/x-npy": self = .npy
+        case "application/octet-stream": self = .raw
+        case "application/x-npz": self = .npz
+        default: return nil
+        }
+    }
+
+    /// Single-array routes send npy or raw; pair and batch routes send npz.
+    static let singleArray: [TensorEncoding] = [.npy, .raw]
+    static let archive: [TensorEncoding] = [.npz]
+
+    /// `?format=` wins; otherwise the best `Accept` entry this route can send; otherwise the
+    /// route's default. Asking for an encoding the route cannot send is a 400.
+    static func negotiate(_ request: Request, allowed: [TensorEncoding]) throws(APIError) -> TensorEncoding {
+        if let format = request.uri.queryParameters["format"] {
+            guard let encoding = TensorEncoding(rawValue: String(format)) else {
+                throw APIError.badRequest("format must be npy, raw or npz, not '\(format.prefix(40))'")
+            }
+            guard allowed.contains(encoding) else { throw unsupported(encoding, allowed) }
+            return encoding
+        }
+        guard let accept = request.headers[.accept] else { return allowed[0] }
+        var best: (encoding: TensorEncoding, quality: Double)?
+        var refused: TensorEncoding?
+        for range in accept.split(separator: ",") {
+            let parts = range.split(separator: ";").map { $0.trimmingSpaces }
+            guard let type = parts.first else { continue }
+            var quality = 1.0
+            for parameter in parts.dropFirst() where parameter.hasPrefix("q=") {
+                quality = Double(parameter.dropFirst(2)) ?? 1.0
+            }
+            guard quality > 0 else { continue }
+            let candidate: TensorEncoding?
+            if type == "*/*" || type == "application/*" {
+                candidate = allowed[0]
+            } else if let encoding = TensorEncoding(mediaType: type) {
+                guard allowed.contains(encoding) else { refused = encoding; continue }
+                candidate = encoding
+            } else {
+                candidate = nil
+            }
+            if let candidate, quality > (best?.quality ?? 0) { best = (candidate, quality) }
+        }
+        if let best { return best.encoding }
+        if let refused { throw unsupported(refused, allowed) }
+        return allowed[0]
+    }
+
+    private static func unsupported(_ encoding: TensorEncoding, _ allowed: [TensorEncoding]) -> APIError {
+        let options = allowed.map(\.rawValue).joined(separator: " or ")
+        return APIError.badRequest("this route sends \(options), not \(encoding.rawValue)")
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var slice = self
+        while slice.first == " " || slice.first == "\t" { slice.removeFirst() }
+        while slice.last == " " || slice.last == "\t" { slice.removeLast() }
+        return slice
+    }
+}

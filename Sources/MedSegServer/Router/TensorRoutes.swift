@@ -1,0 +1,119 @@
+import Hummingbird
+import HummingbirdCore
+import MedSegData
+
+/// Arrays of items and scans: `items/{i}/image|mask`, `items/{i}` (npz), `scans/{id}/image|mask`.
+struct TensorRoutes<Context: RequestContext> {
+    let store: CatalogStore
+    let settings: ServerSettings
+
+    func register(on routes: RouteTable<Context>) {
+        routes.get("/v1/datasets/{name}/items/{index}/image") { request, context in
+            let (reader, index) = try itemTarget(context)
+            let options = try TensorQuery.options(request.uri.queryParameters)
+            return try await single(request, key: "item-image|\(index)", reader: reader, options: options) {
+                try reader.files(ofItem: index)
+            } open: {
+                try reader.image(item: index, options: options)
+            }
+        }
+        routes.get("/v1/datasets/{name}/items/{index}/mask") { request, context in
+            let (reader, index) = try itemTarget(context)
+            let options = try TensorQuery.options(request.uri.queryParameters)
+            return try await single(request, key: "item-mask|\(index)", reader: reader, options: options) {
+                try reader.files(ofItem: index)
+            } open: {
+                try reader.mask(item: index, options: options)
+            }
+        }
+        routes.get("/v1/datasets/{name}/items/{index}") { request, context in
+            let (reader, index) = try itemTarget(context)
+            let options = try TensorQuery.options(request.uri.queryParameters)
+            _ = try TensorEncoding.negotiate(request, allowed: TensorEncoding.archive)
+            let etag = try await BlockingPool.run {
+                ContentTag.make(request: "item|\(reader.entry.name)|\(index)|\(options.canonical)", files: try reader.files(ofItem: index))
+            }
+            if let notModified = TensorResponse.notModified(request, etag: etag) { return notModified }
+            let members = try await BlockingPool.run { () throws -> [TensorResponse.Member] in
+                let image = try reader.image(item: index, options: options)
+                guard try reader.isLabeled(index) else { return [TensorResponse.Member(name: "image", sources: [image], stacked: false)] }
+                // Mask options never convert: dtype is for the image.
+                var maskOptions = options
+                maskOptions.dtype = nil
+                do {
+                    let mask = try reader.mask(item: index, options: maskOptions)
+                    return [.init(name: "image", sources: [image], stacked: false), .init(name: "mask", sources: [mask], stacked: false)]
+                } catch {
+                    image.close()
+                    throw error
+                }
+            }
+            return try await TensorResponse.archive(members, etag: etag, isHead: request.method == .head, limit: settings.maxResponseBytes)
+        }
+        routes.get("/v1/datasets/{name}/scans/{scan}/image") { request, context in
+            let (reader, scan, aug) = try scanTarget(request, context)
+            let options = try TensorQuery.options(request.uri.queryParameters)
+            return try await single(request, key: "scan-image|\(scan)|\(aug)", reader: reader, options: options) {
+                try reader.files(ofScan: scan, aug: aug)
+            } open: {
+                try reader.scanImage(scan, aug: aug, options: options)
+            }
+        }
+        routes.get("/v1/datasets/{name}/scans/{scan}/mask") { request, context in
+            let (reader, scan, aug) = try scanTarget(request, context)
+            let options = try TensorQuery.options(request.uri.queryParameters)
+            return try await single(request, key: "scan-mask|\(scan)|\(aug)", reader: reader, options: options) {
+                try reader.files(ofScan: scan, aug: aug)
+            } open: {
+                try reader.scanMask(scan, aug: aug, options: options)
+            }
+        }
+    }
+
+    /// One array as npy or raw: ETag from file identities first (a 304 reads nothing), then the
+    /// source is opened on the blocking pool and streamed.
+    private func single(
+        _ request: Request, key: String, reader: TensorReader, options: TensorOptions,
+        files: @escaping @Sendable () throws -> [String], open: @escaping @Sendable () throws -> any TensorSource
+    ) async throws -> Response {
+        let encoding = try TensorEncoding.negotiate(request, allowed: TensorEncoding.singleArray)
+        let etag = try await BlockingPool.run {
+            ContentTag.make(request: "\(key)|\(reader.entry.name)|\(options.canonical)|\(encoding.rawValue)", files: try files())
+        }
+        if let notModified = TensorResponse.notModified(request, etag: etag) { return notModified }
+        let source = try await BlockingPool.run(open)
+        return try await TensorResponse.single(
+            source, encoding: encoding, etag: etag, isHead: request.method == .head, limit: settings.maxResponseBytes)
+    }
+
+    private func itemTarget(_ context: Context) throws -> (TensorReader, Int) {
+        let entry = try store.requireCatalog().requireEntry(context.datasetName)
+        return (TensorReader(entry: entry), try context.itemIndex)
+    }
+
+    private func scanTarget(_ request: Request, _ context: Context) throws -> (TensorReader, String, Int) {
+        let entry = try store.requireCatalog().requireEntry(context.datasetName)
+        let scan = (context.parameters.get("scan") ?? "").removingPercentEncodingOrSelf
+        let aug = try request.uri.queryParameters.integer("aug") ?? 0
+        return (TensorReader(entry: entry), scan, aug)
+    }
+}
+
+extension RequestContext {
+    /// The `{index}` path parameter: a whole number, or 400; negative or huge indices are 404s
+    /// (out of range), as the contract has it.
+    var itemIndex: Int {
+        get throws(APIError) {
+            let text = parameters.get("index") ?? ""
+            if let index = Int(text) {
+                guard index >= 0 else { throw APIError.notFound("item \(index) is out of range: indices start at 0") }
+                return index
+            }
+            let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+            if !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) {
+                throw APIError.notFound("item \(text.prefix(40)) is out of range")
+            }
+            throw APIError.badRequest("item index must be a whole number, not '\(text.prefix(40))'")
+        }
+    }
+}
