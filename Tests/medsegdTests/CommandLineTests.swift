@@ -30,12 +30,12 @@ struct CommandLineTests {
         #expect(demo.status == 0, "\(demo.errors)")
         let check = try runMedsegd(["check", "--config", folder.path + "/demo/medsegd.yaml"])
         #expect(check.status == 0, "\(check.output)\(check.errors)")
-        for line in ["demo_2d_train               slices-2d               24       24       2      2",
+        for line in ["demo_2d_train               slices-2d               40       40       3      3",
                      "demo_2d_val                 slices-2d               6        5        1      1",
                      "demo_3d_sf_test             volumes-3d-singlefile   2        2        2      2",
                      "demo_3d_test                volumes-3d              2        2        2      2",
                      "demo_manifest               manifest                4        4        1      1",
-                     "5 dataset(s), 38 item(s), 0 error(s), 0 warning(s)"] {
+                     "5 dataset(s), 54 item(s), 0 error(s), 0 warning(s)"] {
             #expect(check.output.contains(line), "\(check.output)")
         }
         let again = try runMedsegd(["demo", folder.path + "/demo"])

@@ -27,11 +27,11 @@ public enum DemoDataset {
     public static func write(to directory: String, port: Int = 8080) throws -> Summary {
         let root = Paths.resolve(directory, against: Paths.currentDirectory)
         var files = 0
-        // 2D training slices: two subjects, one with an augmented copy.
+        // 2D training slices: three subjects, one with an augmented copy (40 slices).
         let train = root + "/oai_2d/train"
         try FileSystem.createDirectory(train)
-        for (subject, aug) in [(1, 0), (1, 1), (2, 0)] {
-            for slice in 1...8 {
+        for (subject, aug) in [(1, 0), (1, 1), (2, 0), (9, 0)] {
+            for slice in 1...10 {
                 try writeSlice(in: train, SliceName(subjectID: subject, timePoint: 0, aug: aug, sliceID: slice), labeled: true)
                 files += 2
             }
