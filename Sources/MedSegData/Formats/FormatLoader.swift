@@ -21,6 +21,18 @@ extension DatasetFormat {
     }
 }
 
+extension DatasetConfig {
+    /// The entries of a directory format's `scan_root`; a folder that cannot be listed leaves the
+    /// dataset unregistered.
+    func listScanRoot() throws(DataProblem) -> [(name: String, kind: FileSystem.EntryKind)] {
+        do {
+            return try FileSystem.listDirectory(location)
+        } catch {
+            throw DataProblem(.error, dataset: name, file: location, "cannot list scan_root: \(error.reason)")
+        }
+    }
+}
+
 extension Array where Element == (name: String, kind: FileSystem.EntryKind) {
     /// Sorted as Python sorts `os.listdir`: by code point, which is UTF-8 byte order.
     func sortedByName() -> Self {

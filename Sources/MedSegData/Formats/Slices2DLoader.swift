@@ -3,12 +3,7 @@
 enum Slices2DLoader: FormatLoader {
     static func load(_ config: DatasetConfig) throws(DataProblem) -> LoadedItems {
         let root = config.location
-        let entries: [(name: String, kind: FileSystem.EntryKind)]
-        do {
-            entries = try FileSystem.listDirectory(root)
-        } catch {
-            throw DataProblem(.error, dataset: config.name, file: root, "cannot list scan_root: \(error.reason)")
-        }
+        let entries = try config.listScanRoot()
         var images: [(name: String, slice: SliceName)] = []
         var maskStems = Set<Substring>()
         var unmatched = 0

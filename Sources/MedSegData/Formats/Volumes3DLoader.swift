@@ -5,12 +5,7 @@ internal import HDF5
 enum Volumes3DLoader: FormatLoader {
     static func load(_ config: DatasetConfig) throws(DataProblem) -> LoadedItems {
         let root = config.location
-        let entries: [(name: String, kind: FileSystem.EntryKind)]
-        do {
-            entries = try FileSystem.listDirectory(root)
-        } catch {
-            throw DataProblem(.error, dataset: config.name, file: root, "cannot list scan_root: \(error.reason)")
-        }
+        let entries = try config.listScanRoot()
         var result = LoadedItems()
         for entry in entries.sortedByName() where entry.kind == .file && !entry.name.hasPrefix(".") {
             let path = (root == "/" ? "" : root) + "/" + entry.name

@@ -8,22 +8,20 @@ struct TensorRoutes<Context: RequestContext> {
     let settings: ServerSettings
 
     func register(on routes: RouteTable<Context>) {
-        routes.get("/v1/datasets/{name}/items/{index}/image") { request, context in
-            let (reader, index) = try itemTarget(context)
-            let options = try TensorQuery.options(request.uri.queryParameters)
-            return try await single(request, key: "item-image|\(index)", reader: reader, options: options) {
-                try reader.files(ofItem: index)
-            } open: {
-                try reader.image(item: index, options: options)
-            }
-        }
-        routes.get("/v1/datasets/{name}/items/{index}/mask") { request, context in
-            let (reader, index) = try itemTarget(context)
-            let options = try TensorQuery.options(request.uri.queryParameters)
-            return try await single(request, key: "item-mask|\(index)", reader: reader, options: options) {
-                try reader.files(ofItem: index)
-            } open: {
-                try reader.mask(item: index, options: options)
+        typealias ItemArray = @Sendable (TensorReader, Int, TensorOptions) throws -> any TensorSource
+        let itemArrays: [(String, ItemArray)] = [
+            ("image", { try $0.image(item: $1, options: $2) }),
+            ("mask", { try $0.mask(item: $1, options: $2) }),
+        ]
+        for (kind, open) in itemArrays {
+            routes.get("/v1/datasets/{name}/items/{index}/\(kind)") { request, context in
+                let (reader, index) = try itemTarget(context)
+                let options = try TensorQuery.options(request.uri.queryParameters)
+                return try await single(request, key: "item-\(kind)|\(index)", reader: reader, options: options) {
+                    try reader.files(ofItem: index)
+                } open: {
+                    try open(reader, index, options)
+                }
             }
         }
         routes.get("/v1/datasets/{name}/items/{index}") { request, context in
@@ -50,22 +48,20 @@ struct TensorRoutes<Context: RequestContext> {
             }
             return try await TensorResponse.archive(members, etag: etag, isHead: request.method == .head, limit: settings.maxResponseBytes)
         }
-        routes.get("/v1/datasets/{name}/scans/{scan}/image") { request, context in
-            let (reader, scan, aug) = try scanTarget(request, context)
-            let options = try TensorQuery.options(request.uri.queryParameters)
-            return try await single(request, key: "scan-image|\(scan)|\(aug)", reader: reader, options: options) {
-                try reader.files(ofScan: scan, aug: aug)
-            } open: {
-                try reader.scanImage(scan, aug: aug, options: options)
-            }
-        }
-        routes.get("/v1/datasets/{name}/scans/{scan}/mask") { request, context in
-            let (reader, scan, aug) = try scanTarget(request, context)
-            let options = try TensorQuery.options(request.uri.queryParameters)
-            return try await single(request, key: "scan-mask|\(scan)|\(aug)", reader: reader, options: options) {
-                try reader.files(ofScan: scan, aug: aug)
-            } open: {
-                try reader.scanMask(scan, aug: aug, options: options)
+        typealias ScanArray = @Sendable (TensorReader, String, Int, TensorOptions) throws -> any TensorSource
+        let scanArrays: [(String, ScanArray)] = [
+            ("image", { try $0.scanImage($1, aug: $2, options: $3) }),
+            ("mask", { try $0.scanMask($1, aug: $2, options: $3) }),
+        ]
+        for (kind, open) in scanArrays {
+            routes.get("/v1/datasets/{name}/scans/{scan}/\(kind)") { request, context in
+                let (reader, scan, aug) = try scanTarget(request, context)
+                let options = try TensorQuery.options(request.uri.queryParameters)
+                return try await single(request, key: "scan-\(kind)|\(scan)|\(aug)", reader: reader, options: options) {
+                    try reader.files(ofScan: scan, aug: aug)
+                } open: {
+                    try open(reader, scan, aug, options)
+                }
             }
         }
     }
