@@ -22,6 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
+        ProcessTuning.apply()
         let logger = logging.bootstrap(label: "medsegd")
         var configuration = try loadConfiguration(config)
         if let host { configuration.server.host = host }

@@ -225,6 +225,21 @@ struct TensorRoutesTests {
         ("/v1/datasets/typed/items/0/mask?categories=%5B0,1,2%5D", 400, "bad_request"),
     ]
 
+    @Test("cached responses are byte-identical; a file replaced on disk is served fresh")
+    func cacheFollowsFiles() async throws {
+        try await withServer { client in
+            let first = try await client.get("/v1/datasets/oai_2d/items/2/image")
+            let again = try await client.get("/v1/datasets/oai_2d/items/2/image")
+            #expect(again.body == first.body)
+            #expect(again.headers["etag"] == first.headers["etag"])
+            let path = fixture.folder.path + "/2d/0000001_V00-Aug00_003.im"
+            try HDF5File.create(path).write("data", [Float](repeating: 42, count: 48), shape: [8, 6, 1])
+            let fresh = try await client.get("/v1/datasets/oai_2d/items/2/image")
+            #expect(fresh.headers["etag"] != first.headers["etag"])
+            #expect(floats(try NumpyDecoding.npy(fresh.body)) == [Float](repeating: 42, count: 48))
+        }
+    }
+
     @Test("every error status of the contract")
     func errors() async throws {
         try await withServer { client in

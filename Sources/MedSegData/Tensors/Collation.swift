@@ -24,22 +24,9 @@ public enum Collation {
         mask.bytes.withUnsafeBytes { input in
             output.bytes.withUnsafeMutableBytes { out in
                 if size == 1 {
-                    // uint8, int8 and bool masks: byte sums that wrap as NumPy's do.
-                    let isBool = mask.dtype.kind == .bool
-                    for pixel in 0..<pixels {
-                        let source = pixel * channels
-                        let target = pixel * outputChannels
-                        var any: UInt8 = 0
-                        for (k, group) in groups.enumerated() {
-                            var sum: UInt8 = 0
-                            for channel in group { sum = sum &+ input[source + channel] }
-                            if isBool { sum = sum == 0 ? 0 : 1 }
-                            out[target + k + offset] = sum
-                            any |= sum
-                        }
-                        if background == .first { out[target] = any == 0 ? 1 : 0 }
-                        if background == .last { out[target + outputChannels - 1] = any == 0 ? 1 : 0 }
-                    }
+                    collateBytes(
+                        input, out, pixels: pixels, channels: channels, groups: groups, outputChannels: outputChannels,
+                        offset: offset, background: background, isBool: mask.dtype.kind == .bool)
                     return
                 }
                 let codec = ElementCodec(mask.dtype)
@@ -62,5 +49,45 @@ public enum Collation {
             }
         }
         return output
+    }
+
+    /// The hot path: uint8, int8 and bool masks, byte sums that wrap as NumPy's do. Class by class
+    /// over all pixels, so each inner loop is one strided copy or add with no branches.
+    private static func collateBytes(
+        _ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, pixels: Int, channels: Int,
+        groups: [[Int]], outputChannels: Int, offset: Int, background: BackgroundChannel, isBool: Bool
+    ) {
+        guard pixels > 0, let source = input.baseAddress?.assumingMemoryBound(to: UInt8.self),
+              let target = output.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        let stride = channels, width = outputChannels
+        for (k, group) in groups.enumerated() {
+            let to = target + k + offset
+            switch group.count {
+            case 1:
+                let from = source + group[0]
+                for pixel in 0..<pixels { to[pixel * width] = from[pixel * stride] }
+            case 2:
+                let first = source + group[0], second = source + group[1]
+                for pixel in 0..<pixels { to[pixel * width] = first[pixel * stride] &+ second[pixel * stride] }
+            default:
+                let from = source + group[0]
+                for pixel in 0..<pixels { to[pixel * width] = from[pixel * stride] }
+                for channel in group.dropFirst() {
+                    let more = source + channel
+                    for pixel in 0..<pixels { to[pixel * width] &+= more[pixel * stride] }
+                }
+            }
+            if isBool {
+                for pixel in 0..<pixels { to[pixel * width] = to[pixel * width] == 0 ? 0 : 1 }
+            }
+        }
+        guard background != .none else { return }
+        let classes = target + offset
+        let backgroundChannel = target + (background == .first ? 0 : width - 1)
+        for pixel in 0..<pixels {
+            var any: UInt8 = 0
+            for k in 0..<groups.count { any |= classes[pixel * width + k] }
+            backgroundChannel[pixel * width] = any == 0 ? 1 : 0
+        }
     }
 }

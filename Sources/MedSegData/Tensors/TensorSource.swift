@@ -19,6 +19,7 @@ public protocol TensorSource: AnyObject, Sendable {
 extension TensorSource {
     /// The whole array in memory (small arrays: items, tests).
     public func readAll() throws(TensorError) -> Tensor {
+        if chunkCount == 1 { return Tensor(dtype: layout.dtype, shape: layout.shape, bytes: try readChunk(0)) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(layout.byteCount)
         for chunk in 0..<chunkCount { bytes += try readChunk(chunk) }

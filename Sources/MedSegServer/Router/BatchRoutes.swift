@@ -18,13 +18,17 @@ struct BatchRoutes<Context: RequestContext> {
                 throw APIError(.tooLarge, "a batch may hold \(settings.maxBatchItems) items (max_batch_items); this one has \(batch.indices.count)")
             }
             let reader = TensorReader(entry: entry)
-            let members = try await BlockingPool.run { try Self.open(batch, reader: reader) }
-            return try await TensorResponse.archive(members, etag: nil, isHead: false, limit: settings.maxResponseBytes)
+            // POST bodies carry no ETag and are not cached.
+            let tensorRequest = TensorRequest(request, key: nil, limit: settings.maxResponseBytes, cache: ResponseCache(budget: 0))
+            let plan = try await BlockingPool.run {
+                try TensorPlan.archive(tensorRequest, files: { [] }) { try Self.open(batch, reader: reader) }
+            }
+            return TensorResponse.make(plan)
         }
     }
 
     /// Opens every item's image and mask (checking shapes agree) before any byte is sent.
-    private static func open(_ batch: BatchRequest, reader: TensorReader) throws -> [TensorResponse.Member] {
+    private static func open(_ batch: BatchRequest, reader: TensorReader) throws -> [ArchiveMember] {
         var images: [any TensorSource] = []
         var masks: [any TensorSource] = []
         do {
@@ -46,8 +50,8 @@ struct BatchRoutes<Context: RequestContext> {
             throw error
         }
         return [
-            TensorResponse.Member(name: "image", sources: images, stacked: true),
-            TensorResponse.Member(name: "mask", sources: masks, stacked: true),
+            ArchiveMember(name: "image", sources: images, stacked: true),
+            ArchiveMember(name: "mask", sources: masks, stacked: true),
         ]
     }
 

@@ -6,6 +6,7 @@ import MedSegData
 struct TensorRoutes<Context: RequestContext> {
     let store: CatalogStore
     let settings: ServerSettings
+    let cache: ResponseCache
 
     func register(on routes: RouteTable<Context>) {
         typealias ItemArray = @Sendable (TensorReader, Int, TensorOptions) throws -> any TensorSource
@@ -28,25 +29,25 @@ struct TensorRoutes<Context: RequestContext> {
             let (reader, index) = try itemTarget(context)
             let options = try TensorQuery.options(request.uri.queryParameters)
             _ = try TensorEncoding.negotiate(request, allowed: TensorEncoding.archive)
-            let etag = try await BlockingPool.run {
-                ContentTag.make(request: "item|\(reader.entry.name)|\(index)|\(options.canonical)", files: try reader.files(ofItem: index))
-            }
-            if let notModified = TensorResponse.notModified(request, etag: etag) { return notModified }
-            let members = try await BlockingPool.run { () throws -> [TensorResponse.Member] in
-                let image = try reader.image(item: index, options: options)
-                guard try reader.isLabeled(index) else { return [TensorResponse.Member(name: "image", sources: [image], stacked: false)] }
-                // Mask options never convert: dtype is for the image.
-                var maskOptions = options
-                maskOptions.dtype = nil
-                do {
-                    let mask = try reader.mask(item: index, options: maskOptions)
-                    return [.init(name: "image", sources: [image], stacked: false), .init(name: "mask", sources: [mask], stacked: false)]
-                } catch {
-                    image.close()
-                    throw error
+            let tensorRequest = TensorRequest(
+                request, key: "item|\(reader.entry.name)|\(index)|\(options.canonical)", limit: settings.maxResponseBytes, cache: cache)
+            let plan = try await BlockingPool.run {
+                try TensorPlan.archive(tensorRequest, files: { try reader.files(ofItem: index) }) {
+                    let image = try reader.image(item: index, options: options)
+                    guard try reader.isLabeled(index) else { return [ArchiveMember(name: "image", sources: [image], stacked: false)] }
+                    // Mask options never convert: dtype is for the image.
+                    var maskOptions = options
+                    maskOptions.dtype = nil
+                    do {
+                        let mask = try reader.mask(item: index, options: maskOptions)
+                        return [ArchiveMember(name: "image", sources: [image], stacked: false), ArchiveMember(name: "mask", sources: [mask], stacked: false)]
+                    } catch {
+                        image.close()
+                        throw error
+                    }
                 }
             }
-            return try await TensorResponse.archive(members, etag: etag, isHead: request.method == .head, limit: settings.maxResponseBytes)
+            return TensorResponse.make(plan)
         }
         typealias ScanArray = @Sendable (TensorReader, String, Int, TensorOptions) throws -> any TensorSource
         let scanArrays: [(String, ScanArray)] = [
@@ -66,20 +67,18 @@ struct TensorRoutes<Context: RequestContext> {
         }
     }
 
-    /// One array as npy or raw: ETag from file identities first (a 304 reads nothing), then the
-    /// source is opened on the blocking pool and streamed.
+    /// One array as npy or raw, decided in one trip to the blocking pool: ETag from file
+    /// identities first (a 304 or a cache hit reads nothing), then the source opened and read.
     private func single(
         _ request: Request, key: String, reader: TensorReader, options: TensorOptions,
         files: @escaping @Sendable () throws -> [String], open: @escaping @Sendable () throws -> any TensorSource
     ) async throws -> Response {
         let encoding = try TensorEncoding.negotiate(request, allowed: TensorEncoding.singleArray)
-        let etag = try await BlockingPool.run {
-            ContentTag.make(request: "\(key)|\(reader.entry.name)|\(options.canonical)|\(encoding.rawValue)", files: try files())
-        }
-        if let notModified = TensorResponse.notModified(request, etag: etag) { return notModified }
-        let source = try await BlockingPool.run(open)
-        return try await TensorResponse.single(
-            source, encoding: encoding, etag: etag, isHead: request.method == .head, limit: settings.maxResponseBytes)
+        let tensorRequest = TensorRequest(
+            request, key: "\(key)|\(reader.entry.name)|\(options.canonical)|\(encoding.rawValue)", limit: settings.maxResponseBytes,
+            cache: cache)
+        let plan = try await BlockingPool.run { try TensorPlan.single(tensorRequest, encoding: encoding, files: files, open: open) }
+        return TensorResponse.make(plan)
     }
 
     private func itemTarget(_ context: Context) throws -> (TensorReader, Int) {

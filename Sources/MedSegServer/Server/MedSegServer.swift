@@ -6,13 +6,16 @@ import NIOCore
 /// Builds the HTTP application over a catalog store: routes, middleware, listening address.
 public enum MedSegServer {
     /// The router with every route of the API contract.
-    public static func makeRouter(store: CatalogStore, settings: ServerSettings) -> Router<MedSegRequestContext> {
+    public static func makeRouter(
+        store: CatalogStore, settings: ServerSettings, cache: ResponseCache? = nil
+    ) -> Router<MedSegRequestContext> {
+        let cache = cache ?? ResponseCache(budget: settings.cacheBytes.bytes)
         let router = Router(context: MedSegRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         let routes = RouteTable(router: router)
         OperationsRoutes(store: store).register(on: routes)
         CatalogRoutes(store: store).register(on: routes)
-        TensorRoutes(store: store, settings: settings).register(on: routes)
+        TensorRoutes(store: store, settings: settings, cache: cache).register(on: routes)
         BatchRoutes(store: store, settings: settings).register(on: routes)
         routes.finish()
         return router

@@ -1,0 +1,189 @@
+import HDF5  // DType only: the server never calls the HDF5 library.
+import HTTPTypes
+import Hummingbird
+import MedSegData
+import NIOCore
+
+/// What a tensor request needs from the client's side, carried into the blocking pool.
+struct TensorRequest: Sendable {
+    /// The canonical request (route, dataset, item or scan, options, encoding): part of the ETag.
+    /// Nil for responses without one (batches: POST bodies are not cached).
+    var key: String?
+    var ifNoneMatch: String?
+    var isHead: Bool
+    var limit: ByteSize
+    var cache: ResponseCache
+
+    init(_ request: Request, key: String?, limit: ByteSize, cache: ResponseCache) {
+        self.key = key
+        self.ifNoneMatch = request.headers[.ifNoneMatch]
+        self.isHead = request.method == .head
+        self.limit = limit
+        self.cache = cache
+    }
+
+    func matches(_ etag: String) -> Bool {
+        guard let ifNoneMatch else { return false }
+        return ifNoneMatch.split(separator: ",").contains { tag in
+            let trimmed = tag.trimmingSpaces
+            return trimmed == "*" || trimmed == etag || trimmed == "W/" + etag
+        }
+    }
+}
+
+/// A tensor response decided in one trip to the blocking pool: the ETag, the cache, the files
+/// opened, the size checked and, when small enough, the whole body built (and cached).
+enum TensorPlan: Sendable {
+    case notModified(etag: String)
+    /// The whole body (from the cache, or just built).
+    case complete(HTTPFields, ByteBuffer)
+    /// HEAD: headers and length only; nothing was read.
+    case headersOnly(HTTPFields, length: Int)
+    /// Too large to hold: written piece by piece.
+    case streaming(HTTPFields, length: Int, parts: [StreamPart])
+
+    /// Bodies up to this size are built whole before the response starts (and can be cached);
+    /// read errors in them still become JSON errors.
+    static let wholeBodyLimit = 8 << 20
+
+    /// One array as npy or raw. Runs on the blocking pool.
+    static func single(
+        _ request: TensorRequest, encoding: TensorEncoding, files: () throws -> [String], open: () throws -> any TensorSource
+    ) throws -> TensorPlan {
+        let etag = ContentTag.make(request: request.key ?? "", files: try files())
+        if request.matches(etag) { return .notModified(etag: etag) }
+        if let hit = request.cache.get(etag) { return .complete(hit.headers, hit.body) }
+        let source = try open()
+        let header = encoding == .npy ? NPY.header(for: source.layout) : []
+        let length = header.count + source.layout.byteCount
+        var headers: HTTPFields = [
+            .contentType: encoding.mediaType,
+            .tensorDtype: source.layout.dtype.numpyDescriptor,
+            .tensorShape: source.layout.shape.map(String.init).joined(separator: ","),
+            .eTag: etag,
+        ]
+        headers[.contentLength] = String(length)
+        return try finish(request, etag: etag, headers: headers, length: length, sources: [source]) { write in
+            write(.bytes(header))
+            write(.array(source))
+        }
+    }
+
+    /// An `.npz` of named members; a member of several arrays stacks them on a new first axis.
+    static func archive(_ request: TensorRequest, files: () throws -> [String], open: () throws -> [ArchiveMember]) throws -> TensorPlan {
+        var etag: String?
+        if let key = request.key {
+            let tag = ContentTag.make(request: key, files: try files())
+            if request.matches(tag) { return .notModified(etag: tag) }
+            if let hit = request.cache.get(tag) { return .complete(hit.headers, hit.body) }
+            etag = tag
+        }
+        let members = try open()
+        let layout = NPZLayout(members: members.map {
+            NPZLayout.Member(name: $0.name + ".npy", npyHeader: NPY.header(for: $0.layout), dataLength: $0.layout.byteCount)
+        })
+        var headers: HTTPFields = [.contentType: TensorEncoding.npz.mediaType]
+        if let etag { headers[.eTag] = etag }
+        headers[.contentLength] = String(layout.totalLength)
+        let sources = members.flatMap(\.sources)
+        return try finish(request, etag: etag, headers: headers, length: layout.totalLength, sources: sources) { write in
+            for (index, member) in members.enumerated() {
+                write(.bytes(layout.memberPrefix(index)))
+                write(.crcStart(layout.members[index].npyHeader))
+                for source in member.sources { write(.array(source)) }
+                write(.crcEnd { layout.memberSuffix(index, crc: $0) })
+            }
+            write(.trailer { layout.trailer(crcs: $0) })
+        }
+    }
+
+    /// Applies the size limit and HEAD, then builds the body whole when it is small enough.
+    private static func finish(
+        _ request: TensorRequest, etag: String?, headers: HTTPFields, length: Int, sources: [any TensorSource],
+        parts build: ((StreamPart) -> Void) -> Void
+    ) throws -> TensorPlan {
+        guard length <= request.limit.bytes else {
+            for source in sources { source.close() }
+            throw APIError(.tooLarge, "the response would be \(length) bytes, over max_response_bytes (\(request.limit)); ask for a region or fewer items")
+        }
+        if request.isHead {
+            for source in sources { source.close() }
+            return .headersOnly(headers, length: length)
+        }
+        var parts: [StreamPart] = []
+        build { parts.append($0) }
+        guard length <= wholeBodyLimit else { return .streaming(headers, length: length, parts: parts) }
+        defer { for source in sources { source.close() } }
+        var body = ByteBufferAllocator().buffer(capacity: length)
+        var assembler = BodyAssembler()
+        for part in parts {
+            for piece in try assembler.bytes(for: part, read: { try $0.readAll().bytes }) { body.writeBytes(piece) }
+        }
+        if let etag { request.cache.put(etag, ResponseCache.Entry(headers: headers, body: body)) }
+        return .complete(headers, body)
+    }
+}
+
+/// A named `.npz` member and the arrays it stacks.
+struct ArchiveMember: Sendable {
+    var name: String
+    var sources: [any TensorSource]
+    var stacked: Bool
+
+    var layout: TensorLayout {
+        let first = sources[0].layout
+        return stacked ? TensorLayout(dtype: first.dtype, shape: [sources.count] + first.shape) : first
+    }
+}
+
+/// One piece of a tensor body, in order. CRC markers bracket an npz member's `.npy` bytes.
+enum StreamPart: Sendable {
+    case bytes([UInt8])
+    case array(any TensorSource)
+    /// Starts a CRC-32 over the member's `.npy` header and the arrays that follow.
+    case crcStart([UInt8])
+    /// Ends it: the member's data descriptor, given the CRC.
+    case crcEnd(@Sendable (UInt32) -> [UInt8])
+    /// The central directory, given every member's CRC.
+    case trailer(@Sendable ([UInt32]) -> [UInt8])
+}
+
+/// Turns parts into bytes, keeping the CRC state of npz members.
+struct BodyAssembler {
+    private var crc: CRC32?
+    private var crcs: [UInt32] = []
+
+    /// The bytes of one part; arrays are read through `read` (whole, or chunk by chunk by the caller).
+    mutating func bytes(for part: StreamPart, read: (any TensorSource) throws -> [UInt8]) throws -> [[UInt8]] {
+        switch part {
+        case .bytes(let bytes):
+            return [bytes]
+        case .array(let source):
+            let bytes = try read(source)
+            crc?.update(bytes)
+            return [bytes]
+        case .crcStart(let npyHeader):
+            // The header itself went out with the member's local header.
+            crc = CRC32()
+            crc!.update(npyHeader)
+            return []
+        case .crcEnd(let suffix):
+            let value = crc?.value ?? 0
+            crc = nil
+            crcs.append(value)
+            return [suffix(value)]
+        case .trailer(let trailer):
+            return [trailer(crcs)]
+        }
+    }
+
+    /// Counts streamed array bytes into the running CRC.
+    mutating func add(_ bytes: [UInt8]) {
+        crc?.update(bytes)
+    }
+}
+
+extension HTTPField.Name {
+    static let tensorDtype = HTTPField.Name("X-Tensor-Dtype")!
+    static let tensorShape = HTTPField.Name("X-Tensor-Shape")!
+}

@@ -1,0 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Process-wide settings a file-serving daemon wants, applied once at `serve` start.
+enum ProcessTuning {
+    static func apply() {
+        #if canImport(Glibc)
+        // Tensor buffers are hundreds of kilobytes: glibc would mmap and unmap each one, and the
+        // page faults cost more than the copy. Keep them in the heap, reused across requests.
+        _ = mallopt(mmapThreshold, 64 << 20)
+        _ = mallopt(trimThreshold, 256 << 20)
+        // A 2D scan volume holds one open file per slice while it streams.
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        #endif
+    }
+
+    #if canImport(Glibc)
+    // <malloc.h> is not part of Swift's Glibc module; these are its values for glibc.
+    private static let trimThreshold: Int32 = -1  // M_TRIM_THRESHOLD
+    private static let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD
+    #endif
+}
+
+#if canImport(Glibc)
+@_silgen_name("mallopt")
+private func mallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
