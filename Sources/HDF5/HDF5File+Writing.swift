@@ -3,8 +3,9 @@ internal import CHDF5
 /// How `createDataset` lays out the new dataset.
 public enum WriteLayout: Sendable {
     case contiguous
-    /// Chunks of this shape, gzip-compressed at `gzipLevel` (0 for no compression).
-    case chunked([Int], gzipLevel: Int)
+    /// Chunks of this shape, gzip-compressed at `gzipLevel` (0 for no compression), with
+    /// HDF5's byte shuffle before compression when `shuffle` is set.
+    case chunked([Int], gzipLevel: Int, shuffle: Bool = false)
 }
 
 extension HDF5File {
@@ -32,9 +33,10 @@ extension HDF5File {
         defer { H5Tclose(typeID) }
         let createProperties = H5Pcreate(medseg_h5p_dataset_create())
         defer { H5Pclose(createProperties) }
-        if case .chunked(let chunks, let level) = layout {
+        if case .chunked(let chunks, let level, let shuffle) = layout {
             let chunkDims = chunks.map { hsize_t($0) }
             H5Pset_chunk(createProperties, Int32(chunkDims.count), chunkDims)
+            if shuffle { H5Pset_shuffle(createProperties) }
             if level > 0 { H5Pset_deflate(createProperties, UInt32(level)) }
         }
         let linkProperties = H5Pcreate(medseg_h5p_link_create())

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Strong ETags for tensor responses, derived from what the bytes depend on: the request's
 /// canonical form and the identity (device, inode, size, modification time) of every file read.
 /// The same request on any replica gives the same tag until a file changes; no data is read.
@@ -15,12 +11,7 @@ public enum ContentTag {
         hash.add(request)
         for file in files {
             hash.add(file)
-            var info = stat()
-            if stat(file, &info) == 0 {
-                hash.add("\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)")
-            } else {
-                hash.add("missing")
-            }
+            hash.add(FileIdentity.of(file)?.description ?? "missing")
         }
         return "\"" + String(hash.value, radix: 16) + "\""
     }

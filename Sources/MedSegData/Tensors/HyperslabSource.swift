@@ -10,7 +10,7 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
     }
 
     let layout: TensorLayout
-    private var dataset: HDF5Dataset?
+    private var dataset: (any ArrayStore)?
     private let slab: Hyperslab
     private let keptAxes: [Bool]
     private let transform: Transform
@@ -19,7 +19,7 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
 
     /// `region` must already be resolved against the dataset's shape (for masks: including the
     /// whole channel axis).
-    init(dataset: HDF5Dataset, region: ResolvedRegion, transform: Transform, describe: String) {
+    init(dataset: any ArrayStore, region: ResolvedRegion, transform: Transform, describe: String) {
         self.dataset = dataset
         self.slab = region.hyperslab
         self.keptAxes = region.keptAxes
@@ -46,12 +46,7 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
     func readChunk(_ index: Int) throws(TensorError) -> [UInt8] {
         guard let dataset else { preconditionFailure("read after close") }
         let sub = chunking.subslab(slab, chunk: index)
-        let raw: [UInt8]
-        do {
-            raw = try dataset.readBytes(sub)
-        } catch {
-            throw TensorError(.unprocessable, "\(describe) cannot be read: \(error.detail)")
-        }
+        let raw = try dataset.readBytes(sub)
         switch transform {
         case .none:
             return raw

@@ -5,7 +5,7 @@ internal import HDF5
 /// stacked shape; only the selected slices are read, each as a hyperslab.
 final class StackSource: TensorSource, @unchecked Sendable {
     let layout: TensorLayout
-    private var slices: [HDF5Dataset]
+    private var slices: [any ArrayStore]
     /// Region over `[H, W, D]`.
     private let slab: Hyperslab
     private let keptAxes: [Bool]
@@ -16,7 +16,7 @@ final class StackSource: TensorSource, @unchecked Sendable {
 
     /// `slices`: the selected volume's datasets in slice order, all of one shape.
     /// `region`: resolved against `[H, W, D]`.
-    init(slices: [HDF5Dataset], names: [String], region: ResolvedRegion, collation: (CategorySelection, BackgroundChannel)?) {
+    init(slices: [any ArrayStore], names: [String], region: ResolvedRegion, collation: (CategorySelection, BackgroundChannel)?) {
         self.slices = slices
         self.names = names
         self.slab = region.hyperslab
@@ -52,12 +52,7 @@ final class StackSource: TensorSource, @unchecked Sendable {
             if collation != nil {
                 start.append(0); count.append(storedChannels); stride.append(1)
             }
-            let band: [UInt8]
-            do {
-                band = try dataset.readBytes(Hyperslab(start: start, count: count, stride: stride))
-            } catch {
-                throw TensorError(.unprocessable, "slice \(names[sliceIndex]) cannot be read: \(error.detail)")
-            }
+            let band = try dataset.readBytes(Hyperslab(start: start, count: count, stride: stride))
             var values = band
             if let (selection, background) = collation {
                 let mask = Tensor(dtype: dataset.dtype, shape: [rows, columns, storedChannels], bytes: band)

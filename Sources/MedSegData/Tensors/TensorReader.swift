@@ -5,9 +5,13 @@ import HDF5
 /// the blocking pool.
 public struct TensorReader: Sendable {
     public let entry: CatalogEntry
+    /// Read mapped layouts with `pread` instead of the HDF5 library (the same bytes; tests
+    /// compare both ways).
+    public let directReads: Bool
 
-    public init(entry: CatalogEntry) {
+    public init(entry: CatalogEntry, directReads: Bool = true) {
         self.entry = entry
+        self.directReads = directReads
     }
 
     // MARK: items
@@ -117,14 +121,14 @@ public struct TensorReader: Sendable {
 
     /// Opens every slice of a 2D volume in slice order, checking that none is missing and that
     /// all have one shape (`H x W x 1`, masks `H x W x 1 x C`).
-    private func openSlices(_ volume: ScanVolume, scanID: String, masks: Bool) throws(TensorError) -> ([HDF5Dataset], [String]) {
+    private func openSlices(_ volume: ScanVolume, scanID: String, masks: Bool) throws(TensorError) -> ([any ArrayStore], [String]) {
         let sliceIDs = volume.items.compactMap { entry.dicts[$0].sliceID }
         if sliceIDs.count == volume.items.count, sliceIDs != Array(1...max(1, sliceIDs.count)) {
             let present = Set(sliceIDs)
             let missing = (1...).first { !present.contains($0) }!
             throw TensorError(.unprocessable, "scan '\(scanID)' (aug \(volume.aug)) cannot be stacked: slice \(missing) is missing (slices found: \(sliceIDs.count))")
         }
-        var datasets: [HDF5Dataset] = []
+        var datasets: [any ArrayStore] = []
         var names: [String] = []
         var firstShape: (shape: [Int], name: String, index: Int)?
         for index in volume.items {
@@ -160,12 +164,26 @@ public struct TensorReader: Sendable {
 
     // MARK: shared steps
 
-    private func open(_ file: String, _ key: String, item: Int) throws(TensorError) -> HDF5Dataset {
+    /// Opens a dataset for reading. A dataset read before, whose file has not changed since, is
+    /// read with `pread` without opening HDF5; a new one is opened with HDF5 and mapped for
+    /// next time when its layout allows.
+    private func open(_ file: String, _ key: String, item: Int) throws(TensorError) -> any ArrayStore {
+        let description = describe(item, file)
+        let identity = FileIdentity.of(file)
+        if directReads, let identity, let map = StorageMapCache.shared.lookup(file: file, dataset: key, identity: identity) {
+            return try DirectArray(map, describe: description)
+        }
+        let dataset: HDF5Dataset
         do {
-            return try HDF5File.open(file).dataset(key)
+            dataset = try HDF5File.open(file).dataset(key)
         } catch {
             throw TensorError.unreadable(item: item, file: file, error)
         }
+        if directReads, let identity, let map = StorageMap.learn(dataset, file: file, identity: identity) {
+            StorageMapCache.shared.store(map, dataset: key)
+            return try DirectArray(map, describe: description)
+        }
+        return LibraryArray(dataset, describe: description)
     }
 
     private func resolve(_ region: Region, for shape: [Int]) throws(TensorError) -> ResolvedRegion {
