@@ -146,6 +146,10 @@ struct TensorRoutesTests {
             #expect(floats(try NumpyDecoding.npy(big.body)) == Fixtures.imageValues(count: 600 * 600 * 8, seed: 5))
             let bigMask = try NumpyDecoding.npy(try await client.get("/v1/datasets/oai_3d/items/0/mask?region=0:300").body)
             #expect(bigMask.shape == [300, 600, 8, 4])
+            // A streamed npz: the CRC of each member is computed chunk by chunk and must check out.
+            let pair = try NumpyDecoding.npz(try await client.get("/v1/datasets/oai_3d/items/0").body)
+            #expect(pair["image"].map(floats) == Fixtures.imageValues(count: 600 * 600 * 8, seed: 5))
+            #expect(pair["mask"]?.shape == [600, 600, 8, 4])
 
             let patch = try NumpyDecoding.npy(try await client.get("/v1/datasets/oai_3d/scans/0000005_V00/image?region=4:8,2:10:3,-2:").body)
             #expect(patch.shape == [4, 3, 2])

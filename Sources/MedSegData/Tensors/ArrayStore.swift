@@ -13,19 +13,7 @@ protocol ArrayStore: AnyObject {
 extension ArrayStore {
     /// The selection in a new array (not zero-filled first: every byte is written).
     func readBytes(_ selection: Hyperslab) throws(TensorError) -> [UInt8] {
-        let count = selection.elementCount * dtype.size
-        var failure: TensorError?
-        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            do throws(TensorError) {
-                try read(selection, into: UnsafeMutableRawBufferPointer(buffer))
-            } catch {
-                failure = error
-                buffer.initialize(repeating: 0)
-            }
-            initialized = count
-        }
-        if let failure { throw failure }
-        return bytes
+        try UnsafeFill.array(count: selection.elementCount * dtype.size) { (buffer) throws(TensorError) in try read(selection, into: buffer) }
     }
 }
 

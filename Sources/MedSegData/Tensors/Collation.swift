@@ -1,4 +1,4 @@
-import HDF5
+public import HDF5
 
 /// MedSegPy's `collect_mask` and `add_background_labels` over raw buffers.
 public enum Collation {
@@ -12,43 +12,50 @@ public enum Collation {
         _ mask: Tensor, selection: CategorySelection, background: BackgroundChannel, squeezeAxis: Int? = nil
     ) -> Tensor {
         let channels = mask.shape.last ?? 1
-        let pixels = channels == 0 ? 0 : mask.elementCount / channels
         var spatial = Array(mask.shape.dropLast())
         if let axis = squeezeAxis, axis < spatial.count, spatial[axis] == 1 { spatial.remove(at: axis) }
         let outputChannels = selection.ids.count + (background == .none ? 0 : 1)
-        let offset = background == .first ? 1 : 0
         var output = Tensor(zeros: mask.dtype, shape: spatial + [outputChannels])
-        let groups = selection.ids.map(\.channels)
-        let size = mask.dtype.size
-
         mask.bytes.withUnsafeBytes { input in
             output.bytes.withUnsafeMutableBytes { out in
-                if size == 1 {
-                    collateBytes(
-                        input, out, pixels: pixels, channels: channels, groups: groups, outputChannels: outputChannels,
-                        offset: offset, background: background, isBool: mask.dtype.kind == .bool)
-                    return
-                }
-                let codec = ElementCodec(mask.dtype)
-                let one = Number.integer(1)
-                for pixel in 0..<pixels {
-                    let source = pixel * channels
-                    let target = pixel * outputChannels
-                    var allZero = true
-                    for (k, group) in groups.enumerated() {
-                        var sum = codec.load(input, source + group[0])
-                        for channel in group.dropFirst() { sum = sum + codec.load(input, source + channel) }
-                        codec.store(sum, out, target + k + offset)
-                        if !codec.isZero(UnsafeRawBufferPointer(out), target + k + offset) { allZero = false }
-                    }
-                    if background != .none {
-                        let index = background == .first ? target : target + outputChannels - 1
-                        if allZero { codec.store(one, out, index) }
-                    }
-                }
+                collate(input, dtype: mask.dtype, channels: channels, selection: selection, background: background, into: out)
             }
         }
         return output
+    }
+
+    /// Collates `input` (pixels x `channels` elements of `dtype`) into `out` (pixels x C' elements),
+    /// writing every output byte.
+    public static func collate(
+        _ input: UnsafeRawBufferPointer, dtype: DType, channels: Int, selection: CategorySelection, background: BackgroundChannel,
+        into out: UnsafeMutableRawBufferPointer
+    ) {
+        let pixels = channels == 0 ? 0 : input.count / dtype.size / channels
+        let outputChannels = selection.ids.count + (background == .none ? 0 : 1)
+        let offset = background == .first ? 1 : 0
+        let groups = selection.ids.map(\.channels)
+        if dtype.size == 1 {
+            collateBytes(
+                input, out, pixels: pixels, channels: channels, groups: groups, outputChannels: outputChannels,
+                offset: offset, background: background, isBool: dtype.kind == .bool)
+            return
+        }
+        let codec = ElementCodec(dtype)
+        let one = Number.integer(1), zero = Number.integer(0)
+        for pixel in 0..<pixels {
+            let source = pixel * channels
+            let target = pixel * outputChannels
+            var allZero = true
+            for (k, group) in groups.enumerated() {
+                var sum = codec.load(input, source + group[0])
+                for channel in group.dropFirst() { sum = sum + codec.load(input, source + channel) }
+                codec.store(sum, out, target + k + offset)
+                if !codec.isZero(UnsafeRawBufferPointer(out), target + k + offset) { allZero = false }
+            }
+            if background != .none {
+                codec.store(allZero ? one : zero, out, background == .first ? target : target + outputChannels - 1)
+            }
+        }
     }
 
     /// The hot path: uint8, int8 and bool masks, byte sums that wrap as NumPy's do. Class by class

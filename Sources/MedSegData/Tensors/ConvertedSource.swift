@@ -12,10 +12,13 @@ final class ConvertedSource: TensorSource, @unchecked Sendable {
 
     var chunkCount: Int { base.chunkCount }
 
-    func readChunk(_ index: Int) throws(TensorError) -> [UInt8] {
+    func chunkByteCount(_ index: Int) -> Int {
+        base.chunkByteCount(index) / base.layout.dtype.size * layout.dtype.size
+    }
+
+    func readChunk(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
         let raw = try base.readChunk(index)
-        let elements = raw.count / base.layout.dtype.size
-        return Conversion.convert(Tensor(dtype: base.layout.dtype, shape: [elements], bytes: raw), to: layout.dtype).bytes
+        raw.withUnsafeBytes { Conversion.convert($0, from: base.layout.dtype, into: buffer, as: layout.dtype) }
     }
 
     func close() { base.close() }

@@ -43,18 +43,22 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
 
     var chunkCount: Int { chunking.chunkCount }
 
-    func readChunk(_ index: Int) throws(TensorError) -> [UInt8] {
+    func chunkByteCount(_ index: Int) -> Int {
+        chunking.byteCount(index, of: layout.byteCount)
+    }
+
+    func readChunk(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
         guard let dataset else { preconditionFailure("read after close") }
         let sub = chunking.subslab(slab, chunk: index)
-        let raw = try dataset.readBytes(sub)
         switch transform {
         case .none:
-            return raw
-        case .collate(let selection, let background, let squeezeAxis):
-            // Dropped axes have one element: removing them is a reshape, not a copy.
-            let shape = zip(sub.count, keptAxes).filter(\.1).map(\.0)
-            let mask = Tensor(dtype: dataset.dtype, shape: shape, bytes: raw)
-            return Collation.collate(mask, selection: selection, background: background, squeezeAxis: squeezeAxis).bytes
+            try dataset.read(sub, into: buffer)
+        case .collate(let selection, let background, _):
+            // Dropped and squeezed axes have one element: the pixels are the same either way.
+            let raw = try dataset.readBytes(sub)
+            raw.withUnsafeBytes { input in
+                Collation.collate(input, dtype: dataset.dtype, channels: sub.count.last ?? 1, selection: selection, background: background, into: buffer)
+            }
         }
     }
 

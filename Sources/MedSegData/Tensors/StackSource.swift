@@ -36,12 +36,15 @@ final class StackSource: TensorSource, @unchecked Sendable {
 
     var chunkCount: Int { chunking.chunkCount }
 
-    func readChunk(_ index: Int) throws(TensorError) -> [UInt8] {
+    func chunkByteCount(_ index: Int) -> Int {
+        chunking.byteCount(index, of: layout.byteCount)
+    }
+
+    func readChunk(_ index: Int, into output: UnsafeMutableRawBufferPointer) throws(TensorError) {
         let sub = chunking.subslab(slab, chunk: index)
         let (rows, columns, depth) = (sub.count[0], sub.count[1], sub.count[2])
         let channels = layout.shape.last.map { collation == nil ? 1 : $0 } ?? 1
         let elementBytes = layout.dtype.size * channels
-        var output = [UInt8](repeating: 0, count: rows * columns * depth * elementBytes)
         for j in 0..<depth {
             let sliceIndex = sub.start[2] + j * sub.stride[2]
             let dataset = slices[sliceIndex]
@@ -60,16 +63,13 @@ final class StackSource: TensorSource, @unchecked Sendable {
             }
             // Interleave: this slice becomes position j of the fastest spatial axis.
             values.withUnsafeBytes { source in
-                output.withUnsafeMutableBytes { target in
-                    for pixel in 0..<(rows * columns) {
-                        let from = pixel * elementBytes
-                        let to = (pixel * depth + j) * elementBytes
-                        target.baseAddress!.advanced(by: to).copyMemory(from: source.baseAddress!.advanced(by: from), byteCount: elementBytes)
-                    }
+                for pixel in 0..<(rows * columns) {
+                    let from = pixel * elementBytes
+                    let to = (pixel * depth + j) * elementBytes
+                    output.baseAddress!.advanced(by: to).copyMemory(from: source.baseAddress!.advanced(by: from), byteCount: elementBytes)
                 }
             }
         }
-        return output
     }
 
     func close() {

@@ -10,20 +10,50 @@ public protocol TensorSource: AnyObject, Sendable {
     /// The array the chunks add up to.
     var layout: TensorLayout { get }
     var chunkCount: Int { get }
-    /// The bytes of chunk `index` (in `layout.dtype`).
-    func readChunk(_ index: Int) throws(TensorError) -> [UInt8]
+    /// How many bytes chunk `index` holds.
+    func chunkByteCount(_ index: Int) -> Int
+    /// Writes chunk `index` (in `layout.dtype`) into `buffer`, which holds exactly
+    /// `chunkByteCount(index)` bytes: straight into a response body, with no copy in between.
+    func readChunk(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError)
     /// Releases the HDF5 handles.
     func close()
 }
 
 extension TensorSource {
+    /// Chunk `index` in a new array.
+    public func readChunk(_ index: Int) throws(TensorError) -> [UInt8] {
+        try UnsafeFill.array(count: chunkByteCount(index)) { (buffer) throws(TensorError) in try readChunk(index, into: buffer) }
+    }
+
     /// The whole array in memory (small arrays: items, tests).
     public func readAll() throws(TensorError) -> Tensor {
-        if chunkCount == 1 { return Tensor(dtype: layout.dtype, shape: layout.shape, bytes: try readChunk(0)) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(layout.byteCount)
-        for chunk in 0..<chunkCount { bytes += try readChunk(chunk) }
+        let bytes = try UnsafeFill.array(count: layout.byteCount) { (buffer) throws(TensorError) in
+            var offset = 0
+            for chunk in 0..<chunkCount {
+                let count = chunkByteCount(chunk)
+                try readChunk(chunk, into: UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + count)]))
+                offset += count
+            }
+        }
         return Tensor(dtype: layout.dtype, shape: layout.shape, bytes: bytes)
+    }
+}
+
+/// Arrays filled by a throwing writer, without zeroing them first.
+enum UnsafeFill {
+    static func array(count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws(TensorError) -> Void) throws(TensorError) -> [UInt8] {
+        var failure: TensorError?
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            do throws(TensorError) {
+                try fill(UnsafeMutableRawBufferPointer(buffer))
+            } catch {
+                failure = error
+                buffer.initialize(repeating: 0)
+            }
+            initialized = count
+        }
+        if let failure { throw failure }
+        return bytes
     }
 }
 
@@ -51,6 +81,11 @@ struct RowChunking: Sendable {
     }
 
     var chunkCount: Int { (rows + rowsPerChunk - 1) / rowsPerChunk }
+
+    /// The share of `totalBytes` that chunk `chunk` holds (every row holds as many bytes).
+    func byteCount(_ chunk: Int, of totalBytes: Int) -> Int {
+        totalBytes / rows * rowRange(chunk).count
+    }
 
     func rowRange(_ chunk: Int) -> Range<Int> {
         let start = chunk * rowsPerChunk

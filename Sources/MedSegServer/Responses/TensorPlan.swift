@@ -117,7 +117,13 @@ enum TensorPlan: Sendable {
         var body = ByteBufferAllocator().buffer(capacity: length)
         var assembler = BodyAssembler()
         for part in parts {
-            for piece in try assembler.bytes(for: part, read: { try $0.readAll().bytes }) { body.writeBytes(piece) }
+            guard case .array(let source) = part else {
+                for piece in assembler.bytes(for: part) { body.writeBytes(piece) }
+                continue
+            }
+            for chunk in 0..<source.chunkCount {
+                try body.writeChunk(chunk, of: source, crc: &assembler)
+            }
         }
         if let etag { request.cache.put(etag, ResponseCache.Entry(headers: headers, body: body)) }
         return .complete(headers, body)
@@ -149,19 +155,18 @@ enum StreamPart: Sendable {
 }
 
 /// Turns parts into bytes, keeping the CRC state of npz members.
-struct BodyAssembler {
+struct BodyAssembler: Sendable {
     private var crc: CRC32?
     private var crcs: [UInt32] = []
 
-    /// The bytes of one part; arrays are read through `read` (whole, or chunk by chunk by the caller).
-    mutating func bytes(for part: StreamPart, read: (any TensorSource) throws -> [UInt8]) throws -> [[UInt8]] {
+    /// The bytes of a part other than an array (arrays are written chunk by chunk by the caller,
+    /// which passes their bytes to `add`).
+    mutating func bytes(for part: StreamPart) -> [[UInt8]] {
         switch part {
         case .bytes(let bytes):
             return [bytes]
-        case .array(let source):
-            let bytes = try read(source)
-            crc?.update(bytes)
-            return [bytes]
+        case .array:
+            return []
         case .crcStart(let npyHeader):
             // The header itself went out with the member's local header.
             crc = CRC32()
@@ -177,9 +182,28 @@ struct BodyAssembler {
         }
     }
 
-    /// Counts streamed array bytes into the running CRC.
-    mutating func add(_ bytes: [UInt8]) {
+    /// Counts array bytes into the running CRC (of an npz member; nothing otherwise).
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
         crc?.update(bytes)
+    }
+}
+
+extension ByteBuffer {
+    /// Appends chunk `index` of `source`, read straight into this buffer's memory.
+    mutating func writeChunk(_ index: Int, of source: any TensorSource, crc: inout BodyAssembler) throws(TensorError) {
+        let count = source.chunkByteCount(index)
+        var failure: TensorError?
+        writeWithUnsafeMutableBytes(minimumWritableBytes: count) { free in
+            let target = UnsafeMutableRawBufferPointer(rebasing: free[0..<count])
+            do throws(TensorError) {
+                try source.readChunk(index, into: target)
+                crc.add(UnsafeRawBufferPointer(target))
+            } catch {
+                failure = error
+            }
+            return count
+        }
+        if let failure { throw failure }
     }
 }
 

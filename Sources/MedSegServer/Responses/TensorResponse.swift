@@ -29,15 +29,22 @@ enum TensorResponse {
         for (position, part) in parts.enumerated() {
             do {
                 guard case .array(let source) = part else {
-                    for piece in try assembler.bytes(for: part, read: { _ in [] }) where !piece.isEmpty {
+                    for piece in assembler.bytes(for: part) where !piece.isEmpty {
                         try await writer.write(ByteBuffer(bytes: piece))
                     }
                     continue
                 }
                 for chunk in 0..<source.chunkCount {
-                    let bytes = try await BlockingPool.run { try source.readChunk(chunk) }
-                    assembler.add(bytes)
-                    try await writer.write(ByteBuffer(bytes: bytes))
+                    // Read into a fresh buffer on the pool; the CRC state travels with it.
+                    let state = assembler
+                    let (buffer, updated) = try await BlockingPool.run {
+                        var crc = state
+                        var buffer = ByteBufferAllocator().buffer(capacity: source.chunkByteCount(chunk))
+                        try buffer.writeChunk(chunk, of: source, crc: &crc)
+                        return (buffer, crc)
+                    }
+                    assembler = updated
+                    try await writer.write(buffer)
                 }
                 await close([source])
             } catch {
