@@ -31,6 +31,43 @@ public struct SliceName: Hashable, Sendable {
         self.init(stem: stem[...])
     }
 
+    /// Parses a stem given as UTF-8 bytes (a directory entry), reporting whether it is written
+    /// exactly as `%07d_V%02d-Aug%02d_%03d` would write these numbers.
+    init?(bytes: UnsafeBufferPointer<UInt8>, canonical: inout Bool) {
+        var position = 0
+        func number(_ widths: inout [Int]) -> Int? {
+            var value = 0, count = 0
+            while position < bytes.count, bytes[position] >= UInt8(ascii: "0"), bytes[position] <= UInt8(ascii: "9") {
+                guard count < 18 else { return nil }
+                value = value * 10 + Int(bytes[position] - UInt8(ascii: "0"))
+                count += 1
+                position += 1
+            }
+            widths.append(count)
+            return count > 0 ? value : nil
+        }
+        func literal(_ text: StaticString) -> Bool {
+            let count = text.utf8CodeUnitCount
+            guard position + count <= bytes.count else { return false }
+            for offset in 0..<count where bytes[position + offset] != text.utf8Start[offset] { return false }
+            position += count
+            return true
+        }
+        var widths: [Int] = []
+        widths.reserveCapacity(4)
+        guard let subject = number(&widths), literal("_V"), let timePoint = number(&widths), literal("-Aug"),
+              let aug = number(&widths), literal("_"), let slice = number(&widths), position == bytes.count
+        else { return nil }
+        self.init(subjectID: subject, timePoint: timePoint, aug: aug, sliceID: slice)
+        canonical = widths == [7, 2, 2, 3]
+    }
+
+    /// The four numbers in one Int, for names written canonically (subject < 10^7, time point
+    /// and augmentation < 100, slice < 1000): unique per canonical name, cheap to hash.
+    var packedCanonicalKey: Int {
+        ((subjectID * 100 + timePoint) * 100 + aug) * 1000 + sliceID
+    }
+
     /// MedSegPy's scan id: subject and time point, without the augmentation.
     public var scanID: String { Self.scanID(subjectID: subjectID, timePoint: timePoint) }
 

@@ -3,23 +3,45 @@
 enum Slices2DLoader: FormatLoader {
     static func load(_ config: DatasetConfig) throws(DataProblem) -> LoadedItems {
         let root = config.location
-        let entries = try config.listScanRoot()
-        var images: [(name: String, slice: SliceName)] = []
-        var maskStems = Set<Substring>()
+        var images: [(name: String, slice: SliceName, canonical: Bool)] = []
+        // Masks by their numbers packed in one Int when the name is canonical (no string hashing).
+        var canonicalMasks = Set<Int>()
+        var otherMasks = Set<String>()
+        var allImagesCanonical = true
         var unmatched = 0
         var firstUnmatched: String?
-        for entry in entries where entry.kind == .file {
-            let isImage = entry.name.hasSuffix(".im")
-            guard isImage || entry.name.hasSuffix(".seg") else { continue }
-            let stem = entry.name.dropLast(isImage ? 3 : 4)
-            guard let slice = SliceName(stem: stem) else {
-                unmatched += 1
-                if firstUnmatched == nil || entry.name < firstUnmatched! { firstUnmatched = entry.name }
-                continue
+        do {
+            try FileSystem.scanDirectory(root) { name, kind in
+                guard kind == .file else { return }
+                let isImage = name.hasSuffix(".im"), isMask = !isImage && name.hasSuffix(".seg")
+                guard isImage || isMask else { return }
+                let stem = UnsafeBufferPointer(rebasing: name[0..<(name.count - (isImage ? 3 : 4))])
+                var canonical = false
+                guard let slice = SliceName(bytes: stem, canonical: &canonical) else {
+                    unmatched += 1
+                    let text = String(decoding: name, as: UTF8.self)
+                    if firstUnmatched.map({ text.utf8.lexicographicallyPrecedes($0.utf8) }) ?? true { firstUnmatched = text }
+                    return
+                }
+                if isImage {
+                    images.append((String(decoding: name, as: UTF8.self), slice, canonical))
+                    allImagesCanonical = allImagesCanonical && canonical
+                } else if canonical {
+                    canonicalMasks.insert(slice.packedCanonicalKey)
+                } else {
+                    otherMasks.insert(String(decoding: stem, as: UTF8.self))
+                }
             }
-            if isImage { images.append((entry.name, slice)) } else { maskStems.insert(stem) }
+        } catch {
+            throw DataProblem(.error, dataset: config.name, file: root, "cannot list scan_root: \(error.reason)")
         }
-        images.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        // MedSegPy sorts file names. Names written exactly as %07d_V%02d-Aug%02d_%03d sort like
+        // their numbers, which is much faster to compare; any other name needs the byte order.
+        if allImagesCanonical {
+            images.sort { ($0.slice.subjectID, $0.slice.timePoint, $0.slice.aug, $0.slice.sliceID) < ($1.slice.subjectID, $1.slice.timePoint, $1.slice.aug, $1.slice.sliceID) }
+        } else {
+            images.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        }
 
         var sliceCounts: [VolumeKey: Int] = [:]
         for image in images { sliceCounts[VolumeKey(image.slice), default: 0] += 1 }
@@ -27,11 +49,13 @@ enum Slices2DLoader: FormatLoader {
         var result = LoadedItems()
         result.dicts.reserveCapacity(images.count)
         let prefix = root == "/" ? "/" : root + "/"
-        for (name, slice) in images {
+        for (name, slice, canonical) in images {
             let stem = name.dropLast(3)
+            // The mask is the .seg with the same stem: canonical stems are found by their numbers.
+            let labeled = canonical ? canonicalMasks.contains(slice.packedCanonicalKey) : otherMasks.contains(String(stem))
             result.dicts.append(DatasetDict(
                 fileName: prefix + name,
-                semSegFile: maskStems.contains(stem) ? prefix + stem + ".seg" : nil,
+                semSegFile: labeled ? prefix + stem + ".seg" : nil,
                 scanID: slice.scanID,
                 subjectID: slice.subjectID,
                 timePoint: slice.timePoint,
@@ -55,5 +79,14 @@ enum Slices2DLoader: FormatLoader {
             timePoint = slice.timePoint
             aug = slice.aug
         }
+    }
+}
+
+extension UnsafeBufferPointer<UInt8> {
+    fileprivate func hasSuffix(_ suffix: StaticString) -> Bool {
+        let length = suffix.utf8CodeUnitCount
+        guard count >= length else { return false }
+        for offset in 0..<length where self[count - length + offset] != suffix.utf8Start[offset] { return false }
+        return true
     }
 }

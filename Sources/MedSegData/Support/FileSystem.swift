@@ -37,6 +37,32 @@ public enum FileSystem {
         return entries
     }
 
+    /// Calls `body` with each name in a directory (no `.`/`..`) as raw bytes, without making a
+    /// String of every entry: a 2,000,000-entry folder is scanned at the speed of `readdir`.
+    public static func scanDirectory(
+        _ path: String, _ body: (UnsafeBufferPointer<UInt8>, EntryKind) -> Void
+    ) throws(Failure) {
+        guard let directory = opendir(path) else { throw Failure(path: path, reason: errnoDescription()) }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            withUnsafeBytes(of: &entry.pointee.d_name) { raw in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                let length = bytes.firstIndex(of: 0) ?? bytes.count
+                let name = UnsafeBufferPointer(rebasing: bytes[0..<length])
+                if length == 1 && name[0] == UInt8(ascii: ".") { return }
+                if length == 2 && name[0] == UInt8(ascii: ".") && name[1] == UInt8(ascii: ".") { return }
+                let kind: EntryKind
+                switch Int32(entry.pointee.d_type) {
+                case Int32(DT_REG): kind = .file
+                case Int32(DT_DIR): kind = .directory
+                case Int32(DT_LNK), Int32(DT_UNKNOWN): kind = self.kind(of: path + "/" + String(decoding: name, as: UTF8.self))
+                default: kind = .other
+                }
+                body(name, kind)
+            }
+        }
+    }
+
     /// What is at `path` after following links, or `.other` when nothing is there.
     public static func kind(of path: String) -> EntryKind {
         var info = stat()
