@@ -1,14 +1,16 @@
 import ArgumentParser
-import Hummingbird
+import Foundation
 import Logging
 import MedSegData
 import MedSegServer
-import NIOPosix
+import Metrics
+import Prometheus
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Load the catalogs from a config file and serve them over HTTP.")
+        abstract: "Load the catalogs from a config file and serve them over HTTP.",
+        discussion: "SIGHUP reloads the configuration; SIGTERM and SIGINT stop gracefully. Under systemd (Type=notify) it reports READY, RELOADING and STOPPING.")
 
     @Option(name: .long, help: "The YAML configuration file (CONFIG.md).")
     var config: String
@@ -24,33 +26,26 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         ProcessTuning.apply()
         let logger = logging.bootstrap(label: "medsegd")
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
+        let overrides = Reloader.Overrides(host: host, port: port)
         var configuration = try loadConfiguration(config)
         if let host { configuration.server.host = host }
-        if let port {
-            guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
-            configuration.server.port = port
-        }
+        if let port { configuration.server.port = port }
         logger.info("configuration read", metadata: [
             "files": "\(configuration.files.joined(separator: ", "))", "datasets": "\(configuration.datasets.count)",
         ])
-
-        let loaded = configuration
-        let store = CatalogStore()
-        let app = MedSegServer.makeApplication(store: store, settings: configuration.server, logger: logger)
-        // The socket opens at once (so /healthz answers) while the catalog loads on the blocking
-        // pool; /readyz and /v1 answer 503 until it is in place.
-        let loading = Task {
-            let catalog = try await NIOThreadPool.singleton.runIfActive {
-                CatalogLoader.load(loaded, logger: logger)
-            }
-            store.replace(with: catalog)
-            let errors = catalog.problems.filter { $0.severity == .error }.count
-            logger.info("catalog loaded", metadata: [
-                "datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)",
-                "errors": "\(errors)",
-            ])
+        let metrics = ServerMetrics()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
+        do {
+            try await Daemon.run(
+                configuration: configuration, configPath: config, overrides: overrides, metrics: metrics,
+                environment: ProcessInfo.processInfo.environment, logger: logger)
+        } catch let error as TokenStore.LoadError {
+            printError("cannot start: \(error)")
+            throw ExitCode(78)
+        } catch let error as MedSegServer.StartupError {
+            printError("cannot start: \(error)")
+            throw ExitCode(78)
         }
-        defer { loading.cancel() }
-        try await app.runService()
     }
 }

@@ -5,11 +5,13 @@ import MedSegData
 import MedSegServer
 import NIOCore
 import NIOHTTP1
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// The real medsegd application on 127.0.0.1 with a free port, for the length of `body`.
 func withTestServer(
-    store: CatalogStore, settings: ServerSettings = ServerSettings(), _ body: (TestClient) async throws -> Void
+    store: CatalogStore, settings: ServerSettings = ServerSettings(), tokens: [String]? = nil, _ body: (TestClient) async throws -> Void
 ) async throws {
     var settings = settings
     settings.host = "127.0.0.1"
@@ -17,7 +19,9 @@ func withTestServer(
     var logger = Logger(label: "medsegd-test")
     logger.logLevel = .error
     let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-    let app = MedSegServer.makeApplication(store: store, settings: settings, logger: logger) { port in
+    let state = ServerState(store: store, cache: ResponseCache(budget: settings.cacheBytes.bytes), metrics: TestMetrics.shared)
+    state.tokens.replace(with: tokens.map { $0.map { Array($0.utf8) } })
+    let app = try MedSegServer.makeApplication(state: state, settings: settings, logger: logger) { port in
         portContinuation.yield(port)
     }
     let services = ServiceGroup(services: [app], logger: logger)
@@ -38,6 +42,15 @@ func withTestServer(
 }
 
 enum TestServerError: Error { case didNotStart }
+
+/// swift-metrics is bootstrapped once per process: every test server shares this registry.
+enum TestMetrics {
+    static let shared: ServerMetrics = {
+        let metrics = ServerMetrics()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
+        return metrics
+    }()
+}
 
 /// A real HTTP client (AsyncHTTPClient) pointed at the test server.
 struct TestClient {

@@ -21,7 +21,10 @@ struct ConfigReader {
 
     static let mainKeys = ["server", "include", "families"]
     static let includedKeys = ["families"]
-    static let serverKeys = ["host", "port", "cache_bytes", "max_batch_items", "max_response_bytes", "tokens_file", "tls"]
+    static let serverKeys = [
+        "host", "port", "cache_bytes", "max_batch_items", "max_response_bytes", "tokens_file", "tls", "shutdown_grace",
+        "idle_timeout", "max_connections", "max_header_bytes", "max_body_bytes", "access_log",
+    ]
     static let tlsKeys = ["certificate", "private_key"]
     static let familyKeys = ["categories", "metadata", "datasets"]
     static let datasetKeys = ["format", "scan_root", "path", "categories", "metadata", "roots"]
@@ -122,6 +125,24 @@ struct ConfigReader {
             } else {
                 server.maxResponseBytes = size
             }
+        }
+        if let value = mapping["shutdown_grace"], let duration = duration(value, "server.shutdown_grace", file) {
+            server.shutdownGrace = duration
+        }
+        if let value = mapping["idle_timeout"], let duration = duration(value, "server.idle_timeout", file) {
+            server.idleTimeout = duration
+        }
+        if let value = mapping["max_connections"] {
+            if let count = integer(value, "server.max_connections", file, range: 1...1_000_000) { server.maxConnections = count }
+        }
+        if let value = mapping["max_header_bytes"], let size = byteSize(value, "server.max_header_bytes", file) {
+            if size.bytes < 1024 { fail("server.max_header_bytes must be at least 1KiB", value, file) } else { server.maxHeaderBytes = size }
+        }
+        if let value = mapping["max_body_bytes"], let size = byteSize(value, "server.max_body_bytes", file) {
+            if size.bytes < 1024 { fail("server.max_body_bytes must be at least 1KiB", value, file) } else { server.maxBodyBytes = size }
+        }
+        if let value = mapping["access_log"] {
+            if Self.tagName(value) == .bool, let flag = value.bool { server.accessLog = flag } else { fail("server.access_log must be true or false", value, file) }
         }
         if let value = mapping["tokens_file"], !isNull(value), let path = string(value, "server.tokens_file", file) {
             server.tokensFile = Paths.resolve(path, against: directory)
@@ -457,6 +478,22 @@ struct ConfigReader {
             return nil
         }
         return value
+    }
+
+    /// `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
+    private mutating func duration(_ node: Node, _ what: String, _ file: String) -> Duration? {
+        guard case .scalar(let scalar) = node else {
+            fail("\(what) must be a duration such as 30s, 500ms or 2m", node, file)
+            return nil
+        }
+        let text = scalar.string.filter { $0 != " " }.lowercased()
+        for (suffix, milliseconds) in [("ms", 1.0), ("s", 1000.0), ("m", 60_000.0), ("h", 3_600_000.0), ("", 1000.0)] where text.hasSuffix(suffix) {
+            if let value = Double(text.dropLast(suffix.count)), value >= 0, value <= 86_400_000 / milliseconds {
+                return .milliseconds(Int64(value * milliseconds))
+            }
+        }
+        fail("\(what) must be a duration such as 30s, 500ms or 2m, not '\(scalar.string)'", node, file)
+        return nil
     }
 
     private mutating func byteSize(_ node: Node, _ what: String, _ file: String) -> ByteSize? {

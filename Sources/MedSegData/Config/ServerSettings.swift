@@ -13,6 +13,18 @@ public struct ServerSettings: Sendable, Equatable {
     public var tokensFile: String?
     /// Serve HTTPS when set.
     public var tls: TLSSettings?
+    /// How long SIGTERM waits for in-flight responses before cutting them.
+    public var shutdownGrace: Duration = .seconds(30)
+    /// Connections idle (nothing read or written) this long are closed: stalled clients go.
+    public var idleTimeout: Duration = .seconds(60)
+    /// Connections beyond this many wait to be accepted.
+    public var maxConnections = 1024
+    /// The largest request head (request line and headers) accepted.
+    public var maxHeaderBytes = ByteSize(bytes: 16 << 10)
+    /// The largest request body accepted (batch requests).
+    public var maxBodyBytes = ByteSize(bytes: 1 << 20)
+    /// One info-level log line per request.
+    public var accessLog = true
 
     public init() {}
 }

@@ -3,24 +3,28 @@ import HTTPTypes
 import Logging
 import MedSegData
 
-/// Makes every error a JSON error of the contract: Hummingbird's own (unknown route, body too
-/// large) are translated, anything unexpected becomes a logged 500 with no detail sent out.
+/// Makes every error a JSON error response of the contract: Hummingbird's own (unknown route,
+/// body too large) are translated, anything unexpected becomes a logged 500 with no detail sent
+/// out. Errors become responses here, so the middleware around it (access log, metrics) sees
+/// every status.
 public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     public init() {}
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let apiError: APIError
         do {
             return try await next(request, context)
         } catch let error as APIError {
-            throw error
+            apiError = error
         } catch let error as TensorError {
-            throw APIError(error)
+            apiError = APIError(error)
         } catch let error as any HTTPResponseError {
-            throw Self.translate(error, request: request)
+            apiError = Self.translate(error, request: request)
         } catch {
             context.logger.error("internal error", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
-            throw APIError(.internalError, "internal error; the server log has the details")
+            apiError = APIError(.internalError, "internal error; the server log has the details")
         }
+        return try apiError.response(from: request, context: context)
     }
 
     static func translate(_ error: any HTTPResponseError, request: Request) -> APIError {

@@ -12,7 +12,7 @@ struct BatchRoutes<Context: RequestContext> {
         routes.post("/v1/datasets/{name}/batch") { request, context in
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
             _ = try TensorEncoding.negotiate(request, allowed: TensorEncoding.archive)
-            var body = try await request.body.collect(upTo: context.maxUploadSize)
+            var body = try await request.body.collect(upTo: settings.maxBodyBytes.bytes)
             let batch = try BatchRequest(body.readBytes(length: body.readableBytes) ?? [])
             guard batch.indices.count <= settings.maxBatchItems else {
                 throw APIError(.tooLarge, "a batch may hold \(settings.maxBatchItems) items (max_batch_items); this one has \(batch.indices.count)")

@@ -1,9 +1,12 @@
 import Hummingbird
 import MedSegData
+import NIOCore
 
-/// `/healthz` and `/readyz`: what load balancers, systemd and Kubernetes probe.
+/// `/healthz` and `/readyz` (what load balancers and Kubernetes probe) and `/metrics`.
 struct OperationsRoutes<Context: RequestContext> {
     let store: CatalogStore
+    let metrics: ServerMetrics
+    let cache: ResponseCache
 
     func register(on routes: RouteTable<Context>) {
         routes.get("/healthz") { request, _ in
@@ -16,6 +19,12 @@ struct OperationsRoutes<Context: RequestContext> {
             return JSONResponse.make(
                 .object(JSONObject([("status", .string("ready")), ("datasets", .int(catalog.names.count))])),
                 pretty: request.wantsPrettyJSON)
+        }
+        routes.get("/metrics") { _, _ in
+            let text = metrics.render(catalog: store.catalog, cache: cache)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         }
     }
 }

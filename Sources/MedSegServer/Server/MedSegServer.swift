@@ -1,44 +1,72 @@
 public import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 public import Logging
 public import MedSegData
 import NIOCore
+import NIOSSL
 
-/// Builds the HTTP application over a catalog store: routes, middleware, listening address.
+/// Builds the HTTP application over the server state: routes, middleware, TLS and limits.
 public enum MedSegServer {
     /// The router with every route of the API contract.
-    public static func makeRouter(
-        store: CatalogStore, settings: ServerSettings, cache: ResponseCache? = nil
-    ) -> Router<MedSegRequestContext> {
-        let cache = cache ?? ResponseCache(budget: settings.cacheBytes.bytes)
+    public static func makeRouter(state: ServerState, settings: ServerSettings) -> Router<MedSegRequestContext> {
         let router = Router(context: MedSegRequestContext.self)
+        // Outermost first: metrics and the access log see the final status of every request.
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: AccessLogMiddleware(enabled: settings.accessLog))
         router.add(middleware: ErrorMiddleware())
+        router.add(middleware: BearerAuthMiddleware(tokens: state.tokens))
         let routes = RouteTable(router: router)
-        OperationsRoutes(store: store).register(on: routes)
-        CatalogRoutes(store: store).register(on: routes)
-        TensorRoutes(store: store, settings: settings, cache: cache).register(on: routes)
-        BatchRoutes(store: store, settings: settings).register(on: routes)
+        OperationsRoutes(store: state.store, metrics: state.metrics, cache: state.cache).register(on: routes)
+        CatalogRoutes(store: state.store).register(on: routes)
+        TensorRoutes(store: state.store, settings: settings, cache: state.cache).register(on: routes)
+        BatchRoutes(store: state.store, settings: settings).register(on: routes)
         routes.finish()
         return router
     }
 
-    /// The application, ready for `runService()`. `onListening` receives the bound port
+    public struct StartupError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The application, ready to run as a service. `onListening` receives the bound port
     /// (useful with port 0).
     public static func makeApplication(
-        store: CatalogStore,
+        state: ServerState,
         settings: ServerSettings,
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
-        Application(
-            router: makeRouter(store: store, settings: settings),
+    ) throws(StartupError) -> some ApplicationProtocol {
+        var http1 = HTTP1Channel.Configuration(idleTimeout: .milliseconds(Int64(settings.idleTimeout / .milliseconds(1))))
+        http1.httpDecoder = .init(maxHeaderFieldSize: settings.maxHeaderBytes.bytes, maxHeaderListSize: settings.maxHeaderBytes.bytes, maxHeaderFieldCount: 200)
+        var server = HTTPServerBuilder.http1(configuration: http1)
+        if let tls = settings.tls {
+            server = try tlsServer(http1: http1, tls)
+        }
+        let scheme = settings.tls == nil ? "http" : "https"
+        return Application(
+            router: makeRouter(state: state, settings: settings),
+            server: server,
             configuration: ApplicationConfiguration(
                 address: .hostname(settings.host, port: settings.port),
-                serverName: "medsegd"),
+                serverName: "medsegd",
+                availableConnectionsDelegate: MaximumAvailableConnections(settings.maxConnections)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? settings.port
-                logger.info("listening", metadata: ["address": "http://\(settings.host):\(port)"])
+                logger.info("listening", metadata: ["address": "\(scheme)://\(settings.host):\(port)"])
                 await onListening(port)
             },
             logger: logger)
+    }
+
+    private static func tlsServer(http1: HTTP1Channel.Configuration, _ tls: TLSSettings) throws(StartupError) -> HTTPServerBuilder {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
+            let configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            return try .tls(.http1(configuration: http1), tlsConfiguration: configuration)
+        } catch {
+            throw StartupError(description: "cannot set up TLS from \(tls.certificate) and \(tls.privateKey): \(error)")
+        }
     }
 }

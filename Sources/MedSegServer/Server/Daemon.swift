@@ -1,0 +1,74 @@
+public import Logging
+public import MedSegData
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+/// `medsegd serve` as a whole: the HTTP application, the catalog loading behind `/readyz`, the
+/// SIGHUP reloader and systemd notifications, run as one service group that shuts down
+/// gracefully on SIGTERM and SIGINT (in-flight responses finish, bounded by `shutdown_grace`).
+public enum Daemon {
+    public static func run(
+        configuration: Configuration, configPath: String, overrides: Reloader.Overrides, metrics: ServerMetrics,
+        environment: [String: String], logger: Logger
+    ) async throws {
+        let settings = configuration.server
+        let state = ServerState(cache: ResponseCache(budget: settings.cacheBytes.bytes), metrics: metrics)
+        if let tokensFile = settings.tokensFile {
+            state.tokens.replace(with: try TokenStore.read(tokensFile))
+        }
+        let notifier = SystemdNotifier(environment: environment, logger: logger)
+        let readiness = Readiness(notifier: notifier)
+        let app = try MedSegServer.makeApplication(state: state, settings: settings, logger: logger) { port in
+            await readiness.listening(port: port)
+        }
+        // The socket opens at once (/healthz answers) while the catalog loads on the blocking
+        // pool; /readyz and /v1 answer 503 until it is in place.
+        let loading = Task {
+            let catalog = try await NIOThreadPool.singleton.runIfActive { CatalogLoader.load(configuration, logger: logger) }
+            state.store.replace(with: catalog)
+            logger.info("catalog loaded", metadata: [
+                "datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)",
+            ])
+            await readiness.catalogLoaded(datasets: catalog.names.count)
+        }
+        defer { loading.cancel() }
+        let reloader = Reloader(configPath: configPath, overrides: overrides, state: state, notifier: notifier, logger: logger)
+        var group = ServiceGroupConfiguration(
+            services: [
+                .init(service: app),
+                .init(service: reloader, successTerminationBehavior: .ignore),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        group.maximumGracefulShutdownDuration = settings.shutdownGrace
+        try await ServiceGroup(configuration: group).run()
+        logger.info("stopped")
+    }
+}
+
+/// Tells systemd READY=1 once both the socket listens and the first catalog is in place.
+actor Readiness {
+    private let notifier: SystemdNotifier
+    private var port: Int?
+    private var datasets: Int?
+
+    init(notifier: SystemdNotifier) {
+        self.notifier = notifier
+    }
+
+    func listening(port: Int) {
+        self.port = port
+        notifyIfReady()
+    }
+
+    func catalogLoaded(datasets: Int) {
+        self.datasets = datasets
+        notifyIfReady()
+    }
+
+    private func notifyIfReady() {
+        guard let port, let datasets else { return }
+        notifier.ready(status: "serving \(datasets) datasets on port \(port)")
+    }
+}

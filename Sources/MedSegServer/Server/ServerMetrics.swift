@@ -1,0 +1,48 @@
+public import MedSegData
+public import Prometheus
+import Synchronization
+
+/// The Prometheus registry behind `/metrics`. Request counts and latencies come through
+/// swift-metrics (Hummingbird's MetricsMiddleware and medsegd's own counters, when the process
+/// bootstraps `PrometheusMetricsFactory` with this registry); catalog and cache figures are read
+/// at scrape time.
+public final class ServerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let reported = Mutex<ResponseCache.Statistics>(ResponseCache.Statistics())
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+    }
+
+    /// The exposition text, with catalog and cache figures brought up to date.
+    public func render(catalog: Catalog?, cache: ResponseCache) -> [UInt8] {
+        gauge("catalog_ready", "", "1 once the catalog is loaded").set(catalog == nil ? 0.0 : 1.0)
+        if let catalog {
+            gauge("catalog_datasets", "", "Registered datasets").set(Double(catalog.names.count))
+            for name in catalog.names {
+                gauge("catalog_items", "", "Items per dataset", labels: [("dataset", name)]).set(Double(catalog[name]?.dicts.count ?? 0))
+            }
+            gauge("catalog_problems", "", "Data problems found at the last load").set(Double(catalog.problems.count))
+        }
+        let now = cache.statistics
+        let before = reported.withLock { previous in
+            defer { previous = now }
+            return previous
+        }
+        counter("cache_hits", "Tensor responses served from the cache").increment(by: Int64(now.hits - before.hits))
+        counter("cache_misses", "Tensor responses not found in the cache").increment(by: Int64(now.misses - before.misses))
+        counter("cache_evictions", "Cache entries evicted").increment(by: Int64(now.evictions - before.evictions))
+        gauge("cache", "bytes", "Bytes held by the tensor cache").set(Double(now.bytes))
+        gauge("cache_budget", "bytes", "server.cache_bytes").set(Double(cache.budget))
+        gauge("cache_entries", "", "Responses held by the tensor cache").set(Double(now.entries))
+        return registry.emitToBuffer()
+    }
+
+    private func gauge(_ name: String, _ unit: String, _ help: String, labels: [(String, String)] = []) -> Gauge {
+        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "medsegd", metricName: name, unitName: unit, helpText: help), labels: labels)
+    }
+
+    private func counter(_ name: String, _ help: String) -> Prometheus.Counter {
+        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "medsegd", metricName: name, unitName: "total", helpText: help))
+    }
+}
