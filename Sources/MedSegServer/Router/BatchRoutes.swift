@@ -20,7 +20,7 @@ struct BatchRoutes<Context: RequestContext> {
             let reader = TensorReader(entry: entry)
             // POST bodies carry no ETag and are not cached.
             let tensorRequest = TensorRequest(request, key: nil, limit: settings.maxResponseBytes, cache: ResponseCache(budget: 0))
-            let plan = try await BlockingPool.run {
+            let plan = try await BlockingPool.timed("batch") {
                 try TensorPlan.archive(tensorRequest, files: { [] }) { try Self.open(batch, reader: reader) }
             }
             return TensorResponse.make(plan)

@@ -31,7 +31,7 @@ struct TensorRoutes<Context: RequestContext> {
             _ = try TensorEncoding.negotiate(request, allowed: TensorEncoding.archive)
             let tensorRequest = TensorRequest(
                 request, key: "item|\(reader.entry.name)|\(index)|\(options.canonical)", limit: settings.maxResponseBytes, cache: cache)
-            let plan = try await BlockingPool.run {
+            let plan = try await BlockingPool.timed("item") {
                 try TensorPlan.archive(tensorRequest, files: { try reader.files(ofItem: index) }) {
                     let image = try reader.image(item: index, options: options)
                     guard try reader.isLabeled(index) else { return [ArchiveMember(name: "image", sources: [image], stacked: false)] }
@@ -77,7 +77,9 @@ struct TensorRoutes<Context: RequestContext> {
         let tensorRequest = TensorRequest(
             request, key: "\(key)|\(reader.entry.name)|\(options.canonical)|\(encoding.rawValue)", limit: settings.maxResponseBytes,
             cache: cache)
-        let plan = try await BlockingPool.run { try TensorPlan.single(tensorRequest, encoding: encoding, files: files, open: open) }
+        let plan = try await BlockingPool.timed(key.prefix { $0 != "|" }.description) {
+            try TensorPlan.single(tensorRequest, encoding: encoding, files: files, open: open)
+        }
         return TensorResponse.make(plan)
     }
 

@@ -37,7 +37,9 @@ public enum MedSegServer {
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws(StartupError) -> some ApplicationProtocol {
-        var http1 = HTTP1Channel.Configuration(idleTimeout: .milliseconds(Int64(settings.idleTimeout / .milliseconds(1))))
+        var http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [FlushBeforeCloseHandler()],
+            idleTimeout: .milliseconds(Int64(settings.idleTimeout / .milliseconds(1))))
         http1.httpDecoder = .init(maxHeaderFieldSize: settings.maxHeaderBytes.bytes, maxHeaderListSize: settings.maxHeaderBytes.bytes, maxHeaderFieldCount: 200)
         var server = HTTPServerBuilder.http1(configuration: http1)
         if let tls = settings.tls {

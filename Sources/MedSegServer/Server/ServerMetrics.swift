@@ -8,7 +8,8 @@ import Synchronization
 /// at scrape time.
 public final class ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
-    private let reported = Mutex<ResponseCache.Statistics>(ResponseCache.Statistics())
+    /// What each cache had counted at the last scrape: counters grow by the difference.
+    private let reported = Mutex<[ObjectIdentifier: ResponseCache.Statistics]>([:])
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -26,12 +27,12 @@ public final class ServerMetrics: Sendable {
         }
         let now = cache.statistics
         let before = reported.withLock { previous in
-            defer { previous = now }
-            return previous
+            defer { previous[ObjectIdentifier(cache)] = now }
+            return previous[ObjectIdentifier(cache)] ?? ResponseCache.Statistics()
         }
-        counter("cache_hits", "Tensor responses served from the cache").increment(by: Int64(now.hits - before.hits))
-        counter("cache_misses", "Tensor responses not found in the cache").increment(by: Int64(now.misses - before.misses))
-        counter("cache_evictions", "Cache entries evicted").increment(by: Int64(now.evictions - before.evictions))
+        counter("cache_hits", "Tensor responses served from the cache").increment(by: Int64(max(0, now.hits - before.hits)))
+        counter("cache_misses", "Tensor responses not found in the cache").increment(by: Int64(max(0, now.misses - before.misses)))
+        counter("cache_evictions", "Cache entries evicted").increment(by: Int64(max(0, now.evictions - before.evictions)))
         gauge("cache", "bytes", "Bytes held by the tensor cache").set(Double(now.bytes))
         gauge("cache_budget", "bytes", "server.cache_bytes").set(Double(cache.budget))
         gauge("cache_entries", "", "Responses held by the tensor cache").set(Double(now.entries))
