@@ -17,7 +17,7 @@ def medsegd_binary():
     binary = os.environ.get("MEDSEGD_BIN") or os.path.join(ROOT, ".build", "debug", "medsegd")
     if not os.path.exists(binary):
         pytest.exit("medsegd binary not found at %s: build it first (scripts/test does)" % binary)
-    return binary
+    return os.path.abspath(binary)
 
 
 def free_port():
