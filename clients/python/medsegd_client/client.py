@@ -1,0 +1,263 @@
+"""The HTTP client: a keep-alive connection pool per process, retries, JSON errors as exceptions."""
+import http.client
+import json
+import os
+import threading
+import time
+import urllib.parse
+
+from . import arrays
+
+RETRY_STATUSES = (502, 503, 504)
+
+
+class MedsegdError(Exception):
+    """An error answer from medsegd, with the contract's code (`not_found`, `bad_request`, ...)."""
+
+    def __init__(self, status, code, message):
+        super().__init__("%s (%d): %s" % (code, status, message))
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _region(region):
+    """`region=` in Python slice syntax, from a string or a tuple of slices and ints."""
+    if region is None or isinstance(region, str):
+        return region
+    if not isinstance(region, tuple):
+        region = (region,)
+    parts = []
+    for component in region:
+        if isinstance(component, slice):
+            text = "%s:%s" % ("" if component.start is None else component.start, "" if component.stop is None else component.stop)
+            if component.step is not None:
+                text += ":%d" % component.step
+            parts.append(text)
+        elif isinstance(component, int):
+            parts.append(str(component))
+        else:
+            raise TypeError("region components are slices or ints, not %r" % (component,))
+    return ",".join(parts)
+
+
+def _dtype(dtype):
+    """A NumPy dtype, type or name as medsegd's name for it (`float32`, `uint8`, `bool`)."""
+    if dtype is None:
+        return None
+    import numpy as np
+    return np.dtype(dtype).name
+
+
+def _categories(categories):
+    """MedSegPy's index, e.g. [0, (1, 2), 3], as the JSON medsegd takes."""
+    if categories is None:
+        return None
+    if isinstance(categories, int):
+        return categories
+    return [list(c) if isinstance(c, (tuple, list)) else int(c) for c in categories]
+
+
+class Client:
+    """A medsegd client. Safe to share between threads; after a fork, each process builds its own
+    connections (lazily), so it also works in PyTorch DataLoader workers."""
+
+    def __init__(self, base_url, token=None, timeout=60.0, retries=3, backoff=0.2, pool_size=8):
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme not in ("http", "https"):
+            raise ValueError("base_url must be http:// or https://, not %r" % base_url)
+        self.base_url = base_url.rstrip("/")
+        self._scheme = parsed.scheme
+        self._host = parsed.hostname
+        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self._prefix = parsed.path.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.pool_size = pool_size
+        self._lock = threading.Lock()
+        self._pool = []
+        self._pid = os.getpid()
+
+    # -- connections ------------------------------------------------------------------------
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_pool"] = []
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _connection(self):
+        with self._lock:
+            if self._pid != os.getpid():
+                # Forked: the parent's sockets are not ours to use.
+                self._pool = []
+                self._pid = os.getpid()
+            if self._pool:
+                return self._pool.pop()
+        kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        return kind(self._host, self._port, timeout=self.timeout)
+
+    def _release(self, connection):
+        with self._lock:
+            if self._pid == os.getpid() and len(self._pool) < self.pool_size:
+                self._pool.append(connection)
+                return
+        connection.close()
+
+    def close(self):
+        with self._lock:
+            pool, self._pool = self._pool, []
+        for connection in pool:
+            connection.close()
+
+    def request(self, method, path, query=None, body=None, accept=None):
+        """One request with retries on connection errors and 502/503/504; returns (headers, body)."""
+        url = self._prefix + path
+        if query:
+            pairs = [(k, v) for k, v in query.items() if v is not None]
+            if pairs:
+                url += "?" + urllib.parse.urlencode(pairs)
+        headers = {}
+        if accept:
+            headers["Accept"] = accept
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        if body is not None:
+            body = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        attempt = 0
+        while True:
+            connection = self._connection()
+            try:
+                connection.request(method, url, body=body, headers=headers)
+                reply = connection.getresponse()
+                data = reply.read()
+            except (http.client.HTTPException, ConnectionError, OSError) as error:
+                connection.close()
+                if attempt >= self.retries:
+                    raise ConnectionError("medsegd at %s: %s" % (self.base_url, error)) from error
+                attempt += 1
+                time.sleep(self.backoff * (2 ** (attempt - 1)))
+                continue
+            if reply.will_close:
+                connection.close()
+            else:
+                self._release(connection)
+            if reply.status in RETRY_STATUSES and attempt < self.retries:
+                attempt += 1
+                time.sleep(self.backoff * (2 ** (attempt - 1)))
+                continue
+            if reply.status >= 400:
+                raise self._error(reply.status, data)
+            return reply, data
+
+    @staticmethod
+    def _error(status, data):
+        try:
+            error = json.loads(data)["error"]
+            return MedsegdError(status, error.get("code", "unknown"), error.get("message", ""))
+        except (ValueError, KeyError, TypeError):
+            return MedsegdError(status, "unknown", data[:200].decode("utf-8", "replace"))
+
+    def _json(self, path, **query):
+        _, data = self.request("GET", path, query)
+        return json.loads(data)
+
+    @staticmethod
+    def _quote(name):
+        return urllib.parse.quote(str(name), safe="")
+
+    # -- catalog ----------------------------------------------------------------------------
+
+    def datasets(self):
+        return self._json("/v1/datasets")["datasets"]
+
+    def dataset(self, name):
+        return self._json("/v1/datasets/" + self._quote(name))
+
+    def metadata(self, name):
+        """The MetadataCatalog entry as MedSegPy holds it: collated ids as tuples and
+        `category_id_to_contiguous_id` as a dict (tuple keys for collated ids)."""
+        meta = self._json("/v1/datasets/%s/metadata" % self._quote(name))
+
+        def key(value):
+            return tuple(value) if isinstance(value, list) else value
+
+        meta["category_ids"] = [key(i) for i in meta.get("category_ids", [])]
+        meta["category_id_to_contiguous_id"] = {key(i): c for i, c in meta.get("category_id_to_contiguous_id", [])}
+        return meta
+
+    def dicts(self, name, scan_id=None, subject_id=None, time_point=None, aug=None, offset=None, limit=None):
+        return self._json("/v1/datasets/%s/dicts" % self._quote(name), scan_id=scan_id, subject_id=subject_id,
+                          time_point=time_point, aug=aug, offset=offset, limit=limit)
+
+    def scans(self, name):
+        return self._json("/v1/datasets/%s/scans" % self._quote(name))
+
+    def __len__(self):
+        raise TypeError("use len(client.dicts(name)) or client.dataset(name)['num_items']")
+
+    # -- arrays -----------------------------------------------------------------------------
+
+    def _array(self, path, query):
+        reply, data = self.request("GET", path, query, accept="application/octet-stream")
+        return arrays.from_raw(data, reply.getheader("X-Tensor-Dtype"), reply.getheader("X-Tensor-Shape"))
+
+    @staticmethod
+    def _options(categories=None, background=None, region=None, dtype=None):
+        categories = _categories(categories)
+        return {
+            "categories": None if categories is None else json.dumps(categories, separators=(",", ":")),
+            "background": background,
+            "region": _region(region),
+            "dtype": _dtype(dtype),
+        }
+
+    def image(self, name, index, region=None, dtype=None):
+        """Item `index`'s image (2D: H x W x 1; 3D: H x W x D), as stored unless `dtype` is given."""
+        return self._array("/v1/datasets/%s/items/%d/image" % (self._quote(name), index), self._options(region=region, dtype=dtype))
+
+    def mask(self, name, index, categories=None, background=None, region=None):
+        """Item `index`'s mask collated as MedSegPy's collect_mask (default: the dataset's ids)."""
+        return self._array("/v1/datasets/%s/items/%d/mask" % (self._quote(name), index),
+                           self._options(categories, background, region))
+
+    def item(self, name, index, categories=None, background=None, region=None, dtype=None):
+        """(image, mask) in one request; mask is None for an unlabeled item."""
+        _, data = self.request("GET", "/v1/datasets/%s/items/%d" % (self._quote(name), index),
+                               self._options(categories, background, region, dtype), accept="application/x-npz")
+        members = arrays.from_npz(data)
+        return members["image"], members.get("mask")
+
+    def volume(self, name, scan_id, aug=0, region=None, dtype=None):
+        """A scan's whole volume (2D datasets: slices stacked to H x W x D)."""
+        query = self._options(region=region, dtype=dtype)
+        query["aug"] = aug
+        return self._array("/v1/datasets/%s/scans/%s/image" % (self._quote(name), self._quote(scan_id)), query)
+
+    def volume_mask(self, name, scan_id, aug=0, categories=None, background=None, region=None):
+        """A scan's collated mask volume (H x W x D x C')."""
+        query = self._options(categories, background, region)
+        query["aug"] = aug
+        return self._array("/v1/datasets/%s/scans/%s/mask" % (self._quote(name), self._quote(scan_id)), query)
+
+    def batch(self, name, indices, categories=None, background=None, region=None, dtype=None):
+        """(images, masks) of many items, stacked: N x ... each."""
+        body = {"indices": [int(i) for i in indices]}
+        if categories is not None:
+            body["categories"] = _categories(categories)
+        if background is not None:
+            body["background"] = background
+        if region is not None:
+            body["region"] = _region(region)
+        if dtype is not None:
+            body["dtype"] = _dtype(dtype)
+        _, data = self.request("POST", "/v1/datasets/%s/batch" % self._quote(name), body=body, accept="application/x-npz")
+        members = arrays.from_npz(data)
+        return members["image"], members["mask"]
