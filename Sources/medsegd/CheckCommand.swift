@@ -11,11 +11,21 @@ struct CheckCommand: ParsableCommand {
     @Option(name: .long, help: "The YAML configuration file (CONFIG.md).")
     var config: String
 
+    @Flag(help: "Only register the datasets; do not open every item's files.")
+    var quick = false
+
+    @Flag(help: "Also read every array whole (finds corrupt chunks; slow on large data).")
+    var readData = false
+
     func run() throws {
         let configuration = try loadConfiguration(config)
         var logger = Logger(label: "medsegd.check")
         logger.logLevel = .critical  // problems are printed below, once
         let catalog = CatalogLoader.load(configuration, logger: logger)
+        var problems = catalog.problems
+        if !quick {
+            for name in catalog.names { problems += CatalogValidator.validate(catalog[name]!, readData: readData) }
+        }
 
         print("configuration: \(configuration.files.joined(separator: ", "))")
         print(pad("dataset", 28) + pad("format", 24) + pad("items", 9) + pad("labeled", 9) + pad("scans", 7) + "subjects")
@@ -28,9 +38,9 @@ struct CheckCommand: ParsableCommand {
             print(pad(entry.name, 28) + pad(entry.format.rawValue, 24) + pad("\(entry.dicts.count)", 9)
                 + pad("\(labeled)", 9) + pad("\(entry.scans.count)", 7) + "\(entry.numSubjects)")
         }
-        for problem in catalog.problems { print(problem) }
-        let errors = catalog.problems.filter { $0.severity == .error }.count
-        let warnings = catalog.problems.count - errors
+        for problem in problems { print(problem) }
+        let errors = problems.filter { $0.severity == .error }.count
+        let warnings = problems.count - errors
         print("\(catalog.names.count) dataset(s), \(catalog.itemCount) item(s), \(errors) error(s), \(warnings) warning(s)")
         if errors > 0 { throw ExitCode(1) }
     }

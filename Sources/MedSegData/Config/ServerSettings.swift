@@ -20,7 +20,7 @@ public struct ServerSettings: Sendable, Equatable {
     /// Connections beyond this many wait to be accepted.
     public var maxConnections = 1024
     /// The largest request head (request line and headers) accepted.
-    public var maxHeaderBytes = ByteSize(bytes: 16 << 10)
+    public var maxHeaderBytes = ByteSize(bytes: 32 << 10)
     /// The largest request body accepted (batch requests).
     public var maxBodyBytes = ByteSize(bytes: 1 << 20)
     /// One info-level log line per request.

@@ -78,6 +78,6 @@ extension TensorError {
         case .openFailed: detail = "cannot be opened: \(error.detail)"
         default: detail = "cannot be read\(key): \(error.detail)"
         }
-        return TensorError(.unprocessable, "\(subject) \(detail)")
+        return TensorError(.unprocessable, "\(subject) \(detail)", file: file)
     }
 }

@@ -11,10 +11,13 @@ public struct TensorError: Error, Sendable, CustomStringConvertible {
 
     public var kind: Kind
     public var message: String
+    /// The file concerned (a full path: for logs and `medsegd check`, never sent to clients).
+    public var file: String?
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, file: String? = nil) {
         self.kind = kind
         self.message = message
+        self.file = file
     }
 
     public var description: String { message }

@@ -56,7 +56,12 @@ public struct TensorReader: Sendable {
         }
         let spatial = Array(dataset.shape.dropLast())
         let region = try resolve(options.region, for: spatial)
-        let selection = try selection(options, channels: channels, what: describe(index, maskFile))
+        let selection: CategorySelection
+        do {
+            selection = try self.selection(options, channels: channels, what: describe(index, maskFile))
+        } catch {
+            throw TensorError(error.kind, error.message, file: maskFile)
+        }
         // MedSegPy squeezes the stored singleton axis of 2D slice masks (H x W x 1 x C).
         var squeezeAxis: Int?
         if storage.isSlice, spatial.count >= 3, region.keptAxes[2] {

@@ -11,26 +11,26 @@ struct CatalogRoutes<Context: RequestContext> {
         routes.get("/v1/datasets") { request, _ in
             let catalog = try store.requireCatalog()
             let summaries = catalog.names.compactMap { catalog[$0]?.summary }.map(JSONValue.object)
-            return JSONResponse.make(.object(JSONObject([("datasets", .array(summaries))])), pretty: request.wantsPrettyJSON)
+            return JSONResponse.make(.object(JSONObject([("datasets", .array(summaries))])), pretty: try request.prettyOption)
         }
         routes.get("/v1/datasets/{name}") { request, context in
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
             var object = entry.summary
             object["metadata"] = .object(entry.metadata.json)
-            return JSONResponse.make(.object(object), pretty: request.wantsPrettyJSON)
+            return JSONResponse.make(.object(object), pretty: try request.prettyOption)
         }
         routes.get("/v1/datasets/{name}/metadata") { request, context in
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
-            return JSONResponse.make(.object(entry.metadata.json), pretty: request.wantsPrettyJSON)
+            return JSONResponse.make(.object(entry.metadata.json), pretty: try request.prettyOption)
         }
         routes.get("/v1/datasets/{name}/dicts") { request, context in
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
             let query = try DictQuery(request.uri.queryParameters)
-            return DictStream.response(entry: entry, query: query, pretty: request.wantsPrettyJSON)
+            return DictStream.response(entry: entry, query: query, pretty: try request.prettyOption)
         }
         routes.get("/v1/datasets/{name}/scans") { request, context in
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
-            return JSONResponse.make(.array(entry.scans.map(\.json)), pretty: request.wantsPrettyJSON)
+            return JSONResponse.make(.array(entry.scans.map(\.json)), pretty: try request.prettyOption)
         }
     }
 }

@@ -2,7 +2,7 @@ import Hummingbird
 import MedSegData
 import NIOCore
 
-/// `/healthz` and `/readyz` (what load balancers and Kubernetes probe) and `/metrics`.
+/// `/healthz` and `/readyz` (what load balancers and Kubernetes probe), `/metrics` and `/openapi.yaml`.
 struct OperationsRoutes<Context: RequestContext> {
     let store: CatalogStore
     let metrics: ServerMetrics
@@ -10,7 +10,7 @@ struct OperationsRoutes<Context: RequestContext> {
 
     func register(on routes: RouteTable<Context>) {
         routes.get("/healthz") { request, _ in
-            JSONResponse.make(.object(JSONObject([("status", .string("ok"))])), pretty: request.wantsPrettyJSON)
+            JSONResponse.make(.object(JSONObject([("status", .string("ok"))])), pretty: try request.prettyOption)
         }
         routes.get("/readyz") { request, _ in
             guard let catalog = store.catalog else {
@@ -18,7 +18,12 @@ struct OperationsRoutes<Context: RequestContext> {
             }
             return JSONResponse.make(
                 .object(JSONObject([("status", .string("ready")), ("datasets", .int(catalog.names.count))])),
-                pretty: request.wantsPrettyJSON)
+                pretty: try request.prettyOption)
+        }
+        routes.get("/openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml + "\n")))
         }
         routes.get("/metrics") { _, _ in
             let text = metrics.render(catalog: store.catalog, cache: cache)

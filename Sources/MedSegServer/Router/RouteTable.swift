@@ -1,4 +1,4 @@
-import HTTPTypes
+public import HTTPTypes
 public import Hummingbird
 
 /// Registers routes and, for every path, answers the methods it does not serve with 405 and an
@@ -42,6 +42,9 @@ public final class RouteTable<Context: RequestContext> {
         [.get, .head, .post, .put, .delete, .patch, .options, .trace]
     }
 
+    /// Every registered path with its methods: a snapshot for the not-found handler.
+    public var methods: RouteMethods { RouteMethods(routes: allowed) }
+
     /// Adds the 405 answers; call once after the last route.
     public func finish() {
         for (path, methods) in allowed {
@@ -55,5 +58,23 @@ public final class RouteTable<Context: RequestContext> {
                 }
             }
         }
+    }
+}
+
+/// The methods served per route pattern (`{name}` matches any one segment).
+public struct RouteMethods: Sendable {
+    let routes: [(path: String, methods: [HTTPRequest.Method])]
+
+    /// The methods served on the route matching `path`, or nil when no route matches.
+    public func allowedMethods(for path: String) -> [HTTPRequest.Method]? {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        for (pattern, methods) in routes {
+            let parts = pattern.split(separator: "/", omittingEmptySubsequences: true)
+            guard parts.count == segments.count else { continue }
+            if zip(parts, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1 }) {
+                return methods.contains(.get) ? methods + [.head] : methods
+            }
+        }
+        return nil
     }
 }

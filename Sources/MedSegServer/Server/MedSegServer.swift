@@ -22,6 +22,7 @@ public enum MedSegServer {
         TensorRoutes(store: state.store, settings: settings, cache: state.cache).register(on: routes)
         BatchRoutes(store: state.store, settings: settings).register(on: routes)
         routes.finish()
+        router.add(middleware: MethodNotAllowedMiddleware(routes: routes.methods))
         return router
     }
 
