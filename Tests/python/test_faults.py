@@ -1,5 +1,6 @@
 """Broken files, reloads under load, kills and restarts, stalled and vanishing clients: medsegd
 keeps serving what it can, answers the rest with JSON errors, and leaks nothing."""
+import atexit
 import http.client
 import json
 import os
@@ -29,6 +30,24 @@ except ImportError:
 CATEGORIES = "    categories: [{id: 0, name: a}, {id: [1, 2], name: b}, {id: 3, name: c}, {id: [4, 5], name: d}]\n"
 
 
+_binary_copy = []
+
+
+def unprivileged_binary():
+    """The binary where `nobody` may run it: the build folder may sit in a private home."""
+    if os.geteuid() != 0:
+        return medsegd_binary()
+    if not _binary_copy:
+        folder = tempfile.mkdtemp(prefix="medsegd-bin-")
+        atexit.register(shutil.rmtree, folder, True)
+        os.chmod(folder, 0o755)
+        target = os.path.join(folder, "medsegd")
+        shutil.copy2(medsegd_binary(), target)
+        os.chmod(target, 0o755)
+        _binary_copy.append(target)
+    return _binary_copy[0]
+
+
 class Daemon:
     """medsegd serve as a child process; as `nobody` when the tests run as root, so that file
     permissions mean something."""
@@ -40,7 +59,7 @@ class Daemon:
         self.start(extra_env)
 
     def start(self, extra_env=None):
-        command = [medsegd_binary(), "serve", "--config", self.config, "--port", str(self.port)]
+        command = [unprivileged_binary(), "serve", "--config", self.config, "--port", str(self.port)]
         if os.geteuid() == 0 and shutil.which("setpriv"):
             command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + command
         env = dict(os.environ, **(extra_env or {}))
