@@ -190,6 +190,12 @@ struct BodyAssembler: Sendable {
 
 extension ByteBuffer {
     /// Appends chunk `index` of `source`, read straight into this buffer's memory.
+    mutating func writeChunk(_ index: Int, of source: any TensorSource) throws(TensorError) {
+        var noCRC = BodyAssembler()
+        try writeChunk(index, of: source, crc: &noCRC)
+    }
+
+    /// Appends chunk `index` of `source`, read straight into this buffer's memory.
     mutating func writeChunk(_ index: Int, of source: any TensorSource, crc: inout BodyAssembler) throws(TensorError) {
         let count = source.chunkByteCount(index)
         var failure: TensorError?

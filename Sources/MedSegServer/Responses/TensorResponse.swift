@@ -25,36 +25,56 @@ enum TensorResponse {
     }
 
     private static func stream(_ parts: [StreamPart], to writer: inout any ResponseBodyWriter) async throws {
+        // Every chunk to read, in body order. While one chunk goes to the client the next is read
+        // on the blocking pool, so reading (HDF5, inflate, collation) and sending overlap.
+        let reads = parts.flatMap { part -> [(source: any TensorSource, chunk: Int)] in
+            guard case .array(let source) = part else { return [] }
+            return (0..<source.chunkCount).map { (source, $0) }
+        }
+        var nextRead = 0
+        func startRead() -> Task<ByteBuffer, any Error>? {
+            guard nextRead < reads.count else { return nil }
+            let (source, chunk) = reads[nextRead]
+            nextRead += 1
+            return Task {
+                try await BlockingPool.run {
+                    var buffer = ByteBufferAllocator().buffer(capacity: source.chunkByteCount(chunk))
+                    try buffer.writeChunk(chunk, of: source)
+                    return buffer
+                }
+            }
+        }
+        var pending = startRead()
         var assembler = BodyAssembler()
-        for (position, part) in parts.enumerated() {
-            do {
+        var position = 0
+        do {
+            for part in parts {
+                defer { position += 1 }
                 guard case .array(let source) = part else {
                     for piece in assembler.bytes(for: part) where !piece.isEmpty {
                         try await writer.write(ByteBuffer(bytes: piece))
                     }
                     continue
                 }
-                for chunk in 0..<source.chunkCount {
-                    // Read into a fresh buffer on the pool; the CRC state travels with it.
-                    let state = assembler
-                    let (buffer, updated) = try await BlockingPool.run {
-                        var crc = state
-                        var buffer = ByteBufferAllocator().buffer(capacity: source.chunkByteCount(chunk))
-                        try buffer.writeChunk(chunk, of: source, crc: &crc)
-                        return (buffer, crc)
-                    }
-                    assembler = updated
+                for _ in 0..<source.chunkCount {
+                    guard let read = pending else { break }
+                    let buffer = try await read.value
+                    pending = startRead()
+                    buffer.withUnsafeReadableBytes { assembler.add($0) }
                     try await writer.write(buffer)
                 }
+                // All of this source's reads have completed (the one in flight is the next source's).
                 await close([source])
-            } catch {
-                // The client left or a file broke mid-stream: release every handle still open.
-                await close(parts[position...].compactMap { part in
-                    if case .array(let source) = part { return source }
-                    return nil
-                })
-                throw error
             }
+        } catch {
+            // The client left or a file broke mid-stream: let the read in flight finish (it uses
+            // the handles), then release every handle still open.
+            _ = try? await pending?.value
+            await close(parts[position...].compactMap { part in
+                if case .array(let source) = part { return source }
+                return nil
+            })
+            throw error
         }
     }
 
