@@ -3,6 +3,8 @@ import Hummingbird
 import HummingbirdCore
 import MedSegData
 import NIOCore
+import NIOPosix
+import Synchronization
 
 /// Turns a `TensorPlan` into a response. Streamed bodies read each chunk on the blocking pool
 /// only when the client has taken the previous one, so a slow client never makes the server
@@ -17,8 +19,13 @@ enum TensorResponse {
         case .headersOnly(let headers, let length):
             return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: length) { writer in try await writer.finish(nil) })
         case .streaming(let headers, let length, let parts):
+            let guardian = SourceGuardian(parts.compactMap { part in
+                if case .array(let source) = part { return source }
+                return nil
+            })
             return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: length) { writer in
                 try await stream(parts, to: &writer)
+                guardian.closed()
                 try await writer.finish(nil)
             })
         }
@@ -82,5 +89,33 @@ enum TensorResponse {
     static func close(_ sources: [any TensorSource]) async {
         guard !sources.isEmpty else { return }
         _ = try? await BlockingPool.run { for source in sources { source.close() } }
+    }
+}
+
+/// Makes sure a streamed body's sources are released on the blocking pool even when the body is
+/// never written (the client left before the response started): HDF5 handles must not be closed
+/// on an event loop.
+final class SourceGuardian: Sendable {
+    private let sources: Mutex<[any TensorSource]>
+
+    init(_ sources: [any TensorSource]) {
+        self.sources = Mutex(sources)
+    }
+
+    /// The stream closed every source itself.
+    func closed() {
+        sources.withLock { $0 = [] }
+    }
+
+    deinit {
+        let remaining = sources.withLock { sources in
+            defer { sources = [] }
+            return sources
+        }
+        guard !remaining.isEmpty else { return }
+        // The job holds the last references: the sources go (and their handles close) on the pool.
+        NIOThreadPool.singleton.submit { _ in
+            for source in remaining { source.close() }
+        }
     }
 }
