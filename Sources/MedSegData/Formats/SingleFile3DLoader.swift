@@ -20,10 +20,7 @@ enum SingleFile3DLoader: FormatLoader {
                 continue
             }
             do throws(HDF5Error) {
-                let dataset = try file.dataset("\(group)/\(ScanFileKeys.volume)")
-                guard dataset.shape.count == 3 else {
-                    throw HDF5Error(.unsupported, file: path, object: dataset.name, detail: "expected H x W x D, found shape \(dataset.shape)")
-                }
+                let shape = try Volumes3DLoader.volumeShape(in: file, group: group)
                 let scan = ScanName(searching: group)
                 result.dicts.append(DatasetDict(
                     fileName: group,
@@ -31,7 +28,7 @@ enum SingleFile3DLoader: FormatLoader {
                     scanID: scan?.scanID ?? group,
                     subjectID: scan?.subjectID,
                     timePoint: scan?.timePoint,
-                    imageSize: dataset.shape,
+                    imageSize: shape,
                     singlefilePath: path))
             } catch {
                 result.problems.append(DataProblem(.error, dataset: config.name, file: path, "skipped group '\(group)': \(error.detailWithoutFile)"))

@@ -10,7 +10,7 @@ enum Volumes3DLoader: FormatLoader {
         for entry in entries.sortedByName() where entry.kind == .file && !entry.name.hasPrefix(".") {
             let path = (root == "/" ? "" : root) + "/" + entry.name
             do {
-                let shape = try volumeShape(file: path, group: nil)
+                let shape = try volumeShape(in: HDF5File.open(path), group: nil)
                 let scan = ScanName(searching: entry.name)
                 result.dicts.append(DatasetDict(
                     fileName: path,
@@ -26,13 +26,12 @@ enum Volumes3DLoader: FormatLoader {
         return result
     }
 
-    /// The shape of `volume` in a scan file (or in one group of a single file).
-    static func volumeShape(file: String, group: String?) throws(HDF5Error) -> [Int] {
-        let hdf5 = try HDF5File.open(file)
+    /// The shape of `volume` in a scan file (or in one group of a single file): H x W x D.
+    static func volumeShape(in file: HDF5File, group: String?) throws(HDF5Error) -> [Int] {
         let key = group.map { "\($0)/\(ScanFileKeys.volume)" } ?? ScanFileKeys.volume
-        let dataset = try hdf5.dataset(key)
+        let dataset = try file.dataset(key)
         guard dataset.shape.count == 3 else {
-            throw HDF5Error(.unsupported, file: file, object: key, detail: "expected H x W x D, found shape \(dataset.shape)")
+            throw HDF5Error(.unsupported, file: file.path, object: key, detail: "expected H x W x D, found shape \(dataset.shape)")
         }
         return dataset.shape
     }

@@ -15,16 +15,14 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
     private let keptAxes: [Bool]
     private let transform: Transform
     private let chunking: RowChunking
-    private let describe: String
 
     /// `region` must already be resolved against the dataset's shape (for masks: including the
     /// whole channel axis).
-    init(dataset: any ArrayStore, region: ResolvedRegion, transform: Transform, describe: String) {
+    init(dataset: any ArrayStore, region: ResolvedRegion, transform: Transform) {
         self.dataset = dataset
         self.slab = region.hyperslab
         self.keptAxes = region.keptAxes
         self.transform = transform
-        self.describe = describe
         let isMask: Bool
         switch transform {
         case .none:

@@ -12,13 +12,11 @@ final class StackSource: TensorSource, @unchecked Sendable {
     private let collation: (CategorySelection, BackgroundChannel)?
     private let chunking: RowChunking
     private let storedChannels: Int
-    private let names: [String]
 
     /// `slices`: the selected volume's datasets in slice order, all of one shape.
     /// `region`: resolved against `[H, W, D]`.
-    init(slices: [any ArrayStore], names: [String], region: ResolvedRegion, collation: (CategorySelection, BackgroundChannel)?) {
+    init(slices: [any ArrayStore], region: ResolvedRegion, collation: (CategorySelection, BackgroundChannel)?) {
         self.slices = slices
-        self.names = names
         self.slab = region.hyperslab
         self.keptAxes = region.keptAxes
         self.collation = collation

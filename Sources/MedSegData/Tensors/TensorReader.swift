@@ -39,7 +39,7 @@ public struct TensorReader: Sendable {
         let storage = try ItemStorage.of(dict(index), format: entry.format, index: index)
         let dataset = try open(storage.imageFile, storage.imageKey, item: index)
         let region = try resolve(options.region, for: dataset.shape)
-        let source = HyperslabSource(dataset: dataset, region: region, transform: .none, describe: describe(index, storage.imageFile))
+        let source = HyperslabSource(dataset: dataset, region: region, transform: .none)
         return converted(source, options.dtype)
     }
 
@@ -69,7 +69,7 @@ public struct TensorReader: Sendable {
         }
         return HyperslabSource(
             dataset: dataset, region: region.appendingWholeAxis(length: channels),
-            transform: .collate(selection, options.background, squeezeAxis: squeezeAxis), describe: describe(index, maskFile))
+            transform: .collate(selection, options.background, squeezeAxis: squeezeAxis))
     }
 
     // MARK: scans
@@ -97,10 +97,10 @@ public struct TensorReader: Sendable {
         if let single = try singleVolumeItem(volume) {
             return try image(item: single, options: options)
         }
-        let (datasets, names) = try openSlices(volume, scanID: scanID, masks: false)
+        let datasets = try openSlices(volume, scanID: scanID, masks: false)
         let shape = datasets[0].shape
         let region = try resolve(options.region, for: [shape[0], shape[1], datasets.count])
-        return converted(StackSource(slices: datasets, names: names, region: region, collation: nil), options.dtype)
+        return converted(StackSource(slices: datasets, region: region, collation: nil), options.dtype)
     }
 
     public func scanMask(_ scanID: String, aug: Int, options: TensorOptions) throws(TensorError) -> any TensorSource {
@@ -109,11 +109,11 @@ public struct TensorReader: Sendable {
             return try mask(item: single, options: options)
         }
         guard options.dtype == nil else { throw TensorError(.invalidRequest, "dtype applies to images only, not masks") }
-        let (datasets, names) = try openSlices(volume, scanID: scanID, masks: true)
+        let datasets = try openSlices(volume, scanID: scanID, masks: true)
         let shape = datasets[0].shape
         let selection = try selection(options, channels: shape[3], what: "the masks of scan '\(scanID)'")
         let region = try resolve(options.region, for: [shape[0], shape[1], datasets.count])
-        return StackSource(slices: datasets, names: names, region: region, collation: (selection, options.background))
+        return StackSource(slices: datasets, region: region, collation: (selection, options.background))
     }
 
     /// The item of a 3D scan (one file or group holding the whole volume), or nil for 2D slices.
@@ -126,7 +126,7 @@ public struct TensorReader: Sendable {
 
     /// Opens every slice of a 2D volume in slice order, checking that none is missing and that
     /// all have one shape (`H x W x 1`, masks `H x W x 1 x C`).
-    private func openSlices(_ volume: ScanVolume, scanID: String, masks: Bool) throws(TensorError) -> ([any ArrayStore], [String]) {
+    private func openSlices(_ volume: ScanVolume, scanID: String, masks: Bool) throws(TensorError) -> [any ArrayStore] {
         let sliceIDs = volume.items.compactMap { entry.dicts[$0].sliceID }
         if sliceIDs.count == volume.items.count, sliceIDs != Array(1...max(1, sliceIDs.count)) {
             let present = Set(sliceIDs)
@@ -134,7 +134,6 @@ public struct TensorReader: Sendable {
             throw TensorError(.unprocessable, "scan '\(scanID)' (aug \(volume.aug)) cannot be stacked: slice \(missing) is missing (slices found: \(sliceIDs.count))")
         }
         var datasets: [any ArrayStore] = []
-        var names: [String] = []
         var firstShape: (shape: [Int], name: String, index: Int)?
         for index in volume.items {
             let storage = try ItemStorage.of(entry.dicts[index], format: entry.format, index: index)
@@ -161,10 +160,9 @@ public struct TensorReader: Sendable {
             }
             if firstShape == nil { firstShape = (dataset.shape, name, index) }
             datasets.append(dataset)
-            names.append(name)
         }
         guard !datasets.isEmpty else { throw TensorError(.notFound, "scan '\(scanID)' has no slices") }
-        return (datasets, names)
+        return datasets
     }
 
     // MARK: shared steps

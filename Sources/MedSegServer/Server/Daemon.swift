@@ -1,6 +1,5 @@
 public import Logging
 public import MedSegData
-import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
@@ -25,7 +24,7 @@ public enum Daemon {
         // The socket opens at once (/healthz answers) while the catalog loads on the blocking
         // pool; /readyz and /v1 answer 503 until it is in place.
         let loading = Task {
-            let catalog = try await NIOThreadPool.singleton.runIfActive { CatalogLoader.load(configuration, logger: logger) }
+            let catalog = try await BlockingPool.run { CatalogLoader.load(configuration, logger: logger) }
             state.store.replace(with: catalog)
             logger.info("catalog loaded", metadata: [
                 "datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)",

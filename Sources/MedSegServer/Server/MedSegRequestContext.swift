@@ -8,7 +8,4 @@ public struct MedSegRequestContext: RequestContext {
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
     }
-
-    /// Batch bodies are small JSON documents; anything bigger is refused early.
-    public var maxUploadSize: Int { 1 << 20 }
 }

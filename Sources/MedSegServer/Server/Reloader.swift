@@ -1,6 +1,5 @@
 public import Logging
 import MedSegData
-import NIOPosix
 public import ServiceLifecycle
 import Metrics
 import UnixSignals
@@ -55,7 +54,7 @@ public struct Reloader: Service {
         logger.info("reloading", metadata: ["config": "\(configPath)"])
         let path = configPath, overrides = overrides, logger = logger
         do {
-            let (configuration, catalog, tokens) = try await NIOThreadPool.singleton.runIfActive {
+            let (configuration, catalog, tokens) = try await BlockingPool.run {
                 var configuration = try ConfigLoader.load(path: path)
                 overrides.apply(to: &configuration)
                 let tokens = try configuration.server.tokensFile.map { path throws(TokenStore.LoadError) in try TokenStore.read(path) }
