@@ -3,21 +3,31 @@ internal import CHDF5
 /// Where a dataset's bytes lie in its file, for readers that bypass the library (and its lock).
 extension HDF5Dataset {
     /// The filter pipeline of a chunked dataset, in order (HDF5 filter ids: 1 deflate, 2 shuffle, ...).
-    public var filters: [Int] {
+    public var filters: [Int] { filterPipeline.map(\.id) }
+
+    /// The filters of the pipeline this HDF5 library cannot apply (h5py's lzf, say, which only
+    /// h5py's own build carries): such a dataset opens but can never be read.
+    public var unavailableFilters: [String] {
+        HDF5Library.prepareThread()
+        return filterPipeline.filter { H5Zfilter_avail(H5Z_filter_t($0.id)) <= 0 }.map { $0.name.isEmpty ? "filter \($0.id)" : "\($0.name) (filter \($0.id))" }
+    }
+
+    private var filterPipeline: [(id: Int, name: String)] {
         HDF5Library.prepareThread()
         let plist = H5Dget_create_plist(id)
         defer { H5Pclose(plist) }
         let count = H5Pget_nfilters(plist)
         guard count > 0 else { return [] }
-        var result: [Int] = []
+        var result: [(id: Int, name: String)] = []
         for index in 0..<UInt32(count) {
             var flags: UInt32 = 0
-            var elements = 0
+            var elements = 8
             var values = [UInt32](repeating: 0, count: 8)
             var name = [CChar](repeating: 0, count: 64)
             var config: UInt32 = 0
             let filter = H5Pget_filter2(plist, index, &flags, &elements, &values, name.count, &name, &config)
-            result.append(Int(filter))
+            let text = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            result.append((Int(filter), text))
         }
         return result
     }

@@ -20,20 +20,49 @@ public final class HDF5Dataset {
             throw HDF5Library.error(.readFailed, file: file.path, object: name, "no type")
         }
         self.typeID = typeID
-        switch DType.from(typeID: typeID) {
-        case .success(let dtype): self.dtype = dtype
-        case .failure(let unsupported):
+        // Everything is checked before the last property is set: a throw after that would run deinit.
+        func refuse(_ detail: String) -> HDF5Error {
             H5Tclose(typeID)
             H5Dclose(id)
-            throw HDF5Error(.unsupported, file: file.path, object: name, detail: "element type \(unsupported.what) cannot be served")
+            return HDF5Error(.unsupported, file: file.path, object: name, detail: detail)
+        }
+        let dtype: DType
+        switch DType.from(typeID: typeID) {
+        case .success(let type): dtype = type
+        case .failure(let unsupported): throw refuse("its element type \(unsupported.what) is not one medsegd serves")
         }
         let spaceID = H5Dget_space(id)
-        defer { H5Sclose(spaceID) }
         let rank = Int(H5Sget_simple_extent_ndims(spaceID))
         var dims = [hsize_t](repeating: 0, count: max(rank, 0))
         if rank > 0 { H5Sget_simple_extent_dims(spaceID, &dims, nil) }
-        self.shape = dims.map { Int($0) }
-        self.layout = Self.readLayout(datasetID: id)
+        H5Sclose(spaceID)
+        // A file's metadata is not trusted: its shape must fit in memory arithmetic before any
+        // size, offset or stride is derived from it.
+        let shape = dims.compactMap { Int(exactly: $0) }
+        guard rank >= 0, shape.count == dims.count, let bytes = (shape + [dtype.size]).checkedProduct, bytes <= Self.maxByteCount else {
+            throw refuse("its declared shape \(dims) is larger than any array medsegd serves")
+        }
+        let layout = Self.readLayout(datasetID: id)
+        // Bytes outside this file are never read: external raw-data files and virtual datasets
+        // can point anywhere the process may read.
+        if let refusal = Self.foreignStorage(datasetID: id, layout: layout) { throw refuse(refusal) }
+        self.dtype = dtype
+        self.shape = shape
+        self.layout = layout
+    }
+
+    /// The largest dataset medsegd opens (2^48 bytes, 256 TiB): far beyond real scans, small
+    /// enough that sums and products of such sizes never overflow.
+    public static let maxByteCount = 1 << 48
+
+    /// Why the dataset's elements live outside this file, or nil when they do not.
+    private static func foreignStorage(datasetID: hid_t, layout: StorageLayout) -> String? {
+        if layout == .virtual { return "it is a virtual dataset (its data lies in other files), which medsegd does not follow" }
+        let plist = H5Dget_create_plist(datasetID)
+        defer { H5Pclose(plist) }
+        let external = H5Pget_external_count(plist)
+        if external != 0 { return "its data is stored in external files, which medsegd does not read" }
+        return nil
     }
 
     deinit {
@@ -41,6 +70,7 @@ public final class HDF5Dataset {
         H5Dclose(id)
     }
 
+    /// Never overflows: the shape was checked against `maxByteCount` when the dataset was opened.
     public var elementCount: Int { shape.reduce(1, *) }
     public var byteCount: Int { elementCount * dtype.size }
 

@@ -36,6 +36,18 @@ public final class HDF5File {
         return HDF5File(path: path, id: id)
     }
 
+    /// The descriptor HDF5 reads this file through (the default sec2 driver), so that the caller
+    /// can `fstat` what was actually opened rather than what a path names now.
+    public var fileDescriptor: Int32? {
+        HDF5Library.prepareThread()
+        var handle: UnsafeMutableRawPointer?
+        guard H5Fget_vfd_handle(id, HDF5Library.defaultProperties, &handle) >= 0, let handle else {
+            HDF5Library.takeErrorMessage()
+            return nil
+        }
+        return handle.load(as: Int32.self)
+    }
+
     /// Creates (or truncates) a file for writing: used by `medsegd demo` and the tests.
     public static func create(_ path: String) throws(HDF5Error) -> HDF5File {
         HDF5Library.prepareThread()
@@ -46,10 +58,11 @@ public final class HDF5File {
 
     public enum ObjectKind: Sendable { case group, dataset, other }
 
-    /// What `name` is in this file, or `nil` when nothing is linked there.
+    /// What `name` is in this file, or `nil` when nothing is linked there. Only hard links are
+    /// followed: a soft or external link along the path reads as nothing (see `linkProblem`).
     public func objectKind(_ name: String) -> ObjectKind? {
         HDF5Library.prepareThread()
-        guard linkExists(name) else { return nil }
+        guard linkProblem(name) == nil else { return nil }
         var info = H5O_info_t()
         guard H5Oget_info_by_name2(id, name, &info, UInt32(H5O_INFO_BASIC), HDF5Library.defaultProperties) >= 0 else {
             HDF5Library.takeErrorMessage()
@@ -62,17 +75,27 @@ public final class HDF5File {
         }
     }
 
-    /// Whether every link along `name` exists (H5Lexists checks only the last one).
-    private func linkExists(_ name: String) -> Bool {
+    /// Why `name` cannot be reached by hard links alone, or nil when it can. H5Lexists checks
+    /// only the last component, and following an external link would open another file: every
+    /// component is checked before anything is traversed.
+    private func linkProblem(_ name: String) -> HDF5Error? {
         var prefix = name.hasPrefix("/") ? "/" : ""
         for component in name.split(separator: "/") {
             prefix += prefix.isEmpty || prefix.hasSuffix("/") ? String(component) : "/" + component
             guard H5Lexists(id, prefix, HDF5Library.defaultProperties) > 0 else {
                 HDF5Library.takeErrorMessage()
-                return false
+                return HDF5Error(.notFound, file: path, object: name, detail: "no dataset with this name")
+            }
+            var info = H5L_info_t()
+            guard H5Lget_info(id, prefix, &info, HDF5Library.defaultProperties) >= 0 else {
+                return HDF5Library.error(.readFailed, file: path, object: name, "unreadable link")
+            }
+            guard info.type == H5L_TYPE_HARD else {
+                let kind = info.type == H5L_TYPE_EXTERNAL ? "an external link (to another file)" : info.type == H5L_TYPE_SOFT ? "a soft link" : "a user-defined link"
+                return HDF5Error(.unsupported, file: path, object: name, detail: "'\(prefix)' is \(kind), which medsegd does not follow")
             }
         }
-        return true
+        return nil
     }
 
     /// The names linked in a group, sorted by name (the order h5py's `keys()` gives).
@@ -99,6 +122,7 @@ public final class HDF5File {
     /// Opens a dataset by its path in the file (`data`, `scan1/volume`).
     public func dataset(_ name: String) throws(HDF5Error) -> HDF5Dataset {
         HDF5Library.prepareThread()
+        if let problem = linkProblem(name) { throw problem }
         guard objectKind(name) == .dataset else {
             throw HDF5Error(.notFound, file: path, object: name, detail: "no dataset with this name")
         }

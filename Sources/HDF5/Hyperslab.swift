@@ -17,19 +17,37 @@ public struct Hyperslab: Hashable, Sendable {
     }
 
     public var rank: Int { start.count }
-    public var elementCount: Int { count.reduce(1, *) }
+    /// The product of `count`, or `Int.max` when it would overflow (callers compare it with limits).
+    public var elementCount: Int { count.checkedProduct ?? Int.max }
 
     /// Whether it lies inside an array of this shape.
     public func fits(in shape: [Int]) -> Bool {
         guard shape.count == rank else { return false }
         for axis in 0..<rank {
             guard start[axis] >= 0, count[axis] >= 0, stride[axis] >= 1 else { return false }
-            if count[axis] > 0, start[axis] + (count[axis] - 1) * stride[axis] >= shape[axis] { return false }
+            guard count[axis] > 0 else { continue }
+            let (span, spanOverflow) = (count[axis] - 1).multipliedReportingOverflow(by: stride[axis])
+            let (last, lastOverflow) = start[axis].addingReportingOverflow(span)
+            if spanOverflow || lastOverflow || last >= shape[axis] { return false }
         }
         return true
     }
 
     public func isWhole(of shape: [Int]) -> Bool {
         start.allSatisfy { $0 == 0 } && count == shape && stride.allSatisfy { $0 == 1 }
+    }
+}
+
+extension Collection where Element == Int {
+    /// The product of the elements, or nil when it overflows or an element is negative.
+    public var checkedProduct: Int? {
+        var product = 1
+        for value in self {
+            guard value >= 0 else { return nil }
+            let (result, overflow) = product.multipliedReportingOverflow(by: value)
+            if overflow { return nil }
+            product = result
+        }
+        return product
     }
 }

@@ -166,7 +166,7 @@ struct TensorReaderTests {
         let reader = TensorReader(entry: try entry("d: {format: slices-2d, scan_root: 2d}"))
         for (item, message) in [(0, "item 0 (0000001_V00-Aug00_001.im) cannot be opened: not an HDF5 file"),
                                 (1, "item 1 (0000001_V00-Aug00_002.im) has no dataset 'data'"),
-                                (2, "item 2 (0000001_V00-Aug00_003.im) stores 'data' as an unsupported type")] {
+                                (2, "item 2 (0000001_V00-Aug00_003.im) cannot serve 'data': its element type")] {
             let error = #expect(throws: TensorError.self) { try reader.image(item: item, options: TensorOptions()) }
             #expect(error?.kind == .unprocessable)
             #expect(error?.message.hasPrefix(message) == true, "\(String(describing: error))")

@@ -19,9 +19,9 @@ func withTestServer(
     var logger = Logger(label: "medsegd-test")
     logger.logLevel = .error
     let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-    let state = ServerState(store: store, cache: ResponseCache(budget: settings.cacheBytes.bytes), metrics: TestMetrics.shared)
+    let state = ServerState(settings: settings, store: store, cache: ResponseCache(budget: settings.cacheBytes.bytes), metrics: TestMetrics.shared)
     state.tokens.replace(with: tokens.map { $0.map { Array($0.utf8) } })
-    let app = try MedSegServer.makeApplication(state: state, settings: settings, logger: logger) { port in
+    let app = try MedSegServer.makeApplication(state: state, logger: logger) { port in
         portContinuation.yield(port)
     }
     let services = ServiceGroup(services: [app], logger: logger)

@@ -19,15 +19,19 @@ public enum CatalogValidator {
             }
             for source in opened { source.close() }
         }
-        // 2D scans must stack: no missing slice, one shape.
-        if entry.format == .slices2D {
-            for scan in entry.scans {
-                for volume in scan.volumes {
+        // 2D scans must stack, images and masks: no missing slice, one shape, one dtype.
+        for scan in entry.scans {
+            for volume in scan.volumes where volume.items.count > 1 {
+                let labeled = volume.items.allSatisfy { entry.dicts[$0].semSegFile != nil }
+                for masks in labeled ? [false, true] : [false] {
                     do {
-                        try reader.scanImage(scan.scanID, aug: volume.aug, options: TensorOptions()).close()
+                        let source = masks
+                            ? try reader.scanMask(scan.scanID, aug: volume.aug, options: TensorOptions())
+                            : try reader.scanImage(scan.scanID, aug: volume.aug, options: TensorOptions())
+                        source.close()
                     } catch where !problems.contains(where: { $0.file == error.file }) {
                         // A broken slice is reported once, above; this catches missing slices and
-                        // slices of different shapes.
+                        // slices of different shapes or dtypes.
                         record(error, entry.metadata.scanRoot)
                     } catch {}
                 }

@@ -38,8 +38,9 @@ extension CatalogEntry {
             matching = dicts.indices.filter { filter.matches(dicts[$0]) }
         }
         let total = matching.count
-        let start = min(offset, total)
-        let end = limit.map { min(total, start + $0) } ?? total
+        let start = min(max(offset, 0), total)
+        // `start + limit` would overflow for a huge limit: compare with what is left instead.
+        let end = limit.map { start + min(max($0, 0), total - start) } ?? total
         return (Array(matching[start..<end]), total)
     }
 }

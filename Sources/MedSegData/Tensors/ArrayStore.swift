@@ -3,9 +3,17 @@ internal import HDF5
 /// A stored array that can fill a buffer with any hyperslab of itself, as stored (no conversion).
 /// Two kinds: the HDF5 library itself, and `DirectArray`, which reads the same bytes with
 /// `pread` (and zlib) where the layout allows, outside HDF5's global lock.
-protocol ArrayStore: AnyObject {
+///
+/// Neither holds a file open between reads: a request that opens many arrays (a batch, a scan)
+/// holds no descriptors while it waits for its client. Every read opens the file again and
+/// checks that it is still the version (`identity`) whose shape and layout were learned, so the
+/// bytes always belong to the version an ETag names.
+protocol ArrayStore: AnyObject, Sendable {
     var shape: [Int] { get }
     var dtype: DType { get }
+    /// The file and the version of it this array was learned from.
+    var file: String { get }
+    var identity: FileIdentity { get }
     /// Reads the selection in C order into `buffer` (exactly `selection.elementCount * dtype.size` bytes).
     func read(_ selection: Hyperslab, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError)
 }
@@ -19,22 +27,40 @@ extension ArrayStore {
 
 /// Reads through the HDF5 library: every layout and filter it knows.
 final class LibraryArray: ArrayStore {
-    let dataset: HDF5Dataset
+    let file: String
+    let key: String
+    let identity: FileIdentity
+    let shape: [Int]
+    let dtype: DType
     private let describe: String
 
-    init(_ dataset: HDF5Dataset, describe: String) {
-        self.dataset = dataset
+    /// `dataset` was opened from `file` as version `identity`; it is not kept open.
+    init(_ dataset: HDF5Dataset, file: String, key: String, identity: FileIdentity, describe: String) {
+        self.file = file
+        self.key = key
+        self.identity = identity
+        self.shape = dataset.shape
+        self.dtype = dataset.dtype
         self.describe = describe
     }
 
-    var shape: [Int] { dataset.shape }
-    var dtype: DType { dataset.dtype }
-
     func read(_ selection: Hyperslab, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
-        do {
-            try dataset.read(selection, into: buffer)
-        } catch {
-            throw TensorError(.unprocessable, "\(describe) cannot be read: \(error.detail)")
-        }
+        let opened: HDF5File, dataset: HDF5Dataset
+        do { opened = try HDF5File.open(file) } catch { throw unreadable(error) }
+        guard opened.fileDescriptor.flatMap(FileIdentity.of(descriptor:)) == identity else { throw TensorError.changed(describe) }
+        do { dataset = try opened.dataset(key) } catch { throw unreadable(error) }
+        guard dataset.shape == shape, dataset.dtype == dtype else { throw TensorError.changed(describe) }
+        do { try dataset.read(selection, into: buffer) } catch { throw unreadable(error) }
+    }
+
+    private func unreadable(_ error: HDF5Error) -> TensorError {
+        TensorError(.unprocessable, "\(describe) cannot be read: \(error.detail)", file: file)
+    }
+}
+
+extension TensorError {
+    /// The file was replaced or rewritten after its array was opened for this request.
+    static func changed(_ describe: String) -> TensorError {
+        TensorError(.unprocessable, "\(describe) changed while it was being read; ask again")
     }
 }

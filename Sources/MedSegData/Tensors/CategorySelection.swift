@@ -44,7 +44,16 @@ public struct CategorySelection: Hashable, Sendable, CustomStringConvertible {
                     guard !members.isEmpty else { throw ParseError(message: "categories holds an empty list") }
                     guard members.count <= Self.maxCategories else { throw ParseError(message: "a collated class lists too many channels") }
                     var channels: [Int] = []
-                    for member in members { channels.append(try channel(member)) }
+                    var seen = Set<Int>()
+                    for member in members {
+                        let number = try channel(member)
+                        // A channel twice in one class only doubles its sum and the work: refused,
+                        // so that a small request cannot ask for unbounded collation work.
+                        guard seen.insert(number).inserted else {
+                            throw ParseError(message: "categories: class \(ids.count) lists channel \(number) twice")
+                        }
+                        channels.append(number)
+                    }
                     ids.append(channels.count == 1 ? .single(channels[0]) : .collated(channels))
                 } else {
                     ids.append(.single(try channel(element)))

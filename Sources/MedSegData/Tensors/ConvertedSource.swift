@@ -10,6 +10,8 @@ final class ConvertedSource: TensorSource, @unchecked Sendable {
         self.layout = TensorLayout(dtype: target.withByteOrder(.little), shape: base.layout.shape)
     }
 
+    var openedFiles: [String: FileIdentity] { base.openedFiles }
+
     var chunkCount: Int { base.chunkCount }
 
     func chunkByteCount(_ index: Int) -> Int {

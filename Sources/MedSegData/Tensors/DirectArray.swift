@@ -12,23 +12,32 @@ internal import HDF5
 /// thread-safe) and write disjoint parts of the output.
 final class DirectArray: ArrayStore, @unchecked Sendable {
     let map: StorageMap
-    private let descriptor: Int32
     private let describe: String
 
     var shape: [Int] { map.shape }
     var dtype: DType { map.dtype }
+    var file: String { map.file }
+    var identity: FileIdentity { map.identity }
 
+    /// Checks that `map.file` is still the version the map was learned from.
     init(_ map: StorageMap, describe: String) throws(TensorError) {
         self.map = map
         self.describe = describe
-        descriptor = open(map.file, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw TensorError(.unprocessable, "\(describe) cannot be opened: \(String(cString: strerror(errno)).lowercased())")
-        }
+        let descriptor = try openChecked()
+        close(descriptor)
     }
 
-    deinit {
-        close(descriptor)
+    /// Opens the file and checks its identity: offsets learned from one version mean nothing in another.
+    private func openChecked() throws(TensorError) -> Int32 {
+        let descriptor = open(map.file, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw TensorError(.unprocessable, "\(describe) cannot be opened: \(String(cString: strerror(errno)).lowercased())", file: map.file)
+        }
+        guard FileIdentity.of(descriptor: descriptor) == map.identity else {
+            close(descriptor)
+            throw TensorError.changed(describe)
+        }
+        return descriptor
     }
 
     func read(_ selection: Hyperslab, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
@@ -36,20 +45,22 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
             throw TensorError(.invalidRequest, "selection \(selection) is outside shape \(map.shape)")
         }
         guard selection.elementCount > 0 else { return }
+        let descriptor = try openChecked()
+        defer { close(descriptor) }
         switch map.layout {
-        case .contiguous(let offset): try readContiguous(selection, offset: offset, into: buffer)
-        case .chunked(let chunks): try readChunked(selection, chunks, into: buffer)
+        case .contiguous(let offset): try readContiguous(selection, offset: offset, from: descriptor, into: buffer)
+        case .chunked(let chunks): try readChunked(selection, chunks, from: descriptor, into: buffer)
         }
     }
 
     // MARK: contiguous
 
-    private func readContiguous(_ selection: Hyperslab, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
+    private func readContiguous(_ selection: Hyperslab, offset: UInt64, from descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
         let shape = map.shape, size = map.dtype.size
         let rank = shape.count
         if rank == 0 || isOneBlock(selection, shape) {
             let first = rank == 0 ? 0 : selection.start[0] * shape.dropFirst().reduce(1, *)
-            try preadFully(buffer.baseAddress!, selection.elementCount * size, UInt64(first * size) + offset)
+            try preadFully(descriptor, buffer.baseAddress!, selection.elementCount * size, UInt64(first * size) + offset)
             return
         }
         // Row by row of the first axis: one read spanning the rest of the selection, then a gather.
@@ -68,7 +79,7 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
         for row in 0..<selection.count[0] {
             let index = selection.start[0] + row * selection.stride[0]
             let spanOffset = offset + UInt64((index * planeElements + firstInner) * size)
-            try preadFully(into: &scratch, at: spanOffset)
+            try preadFully(descriptor, into: &scratch, at: spanOffset)
             // The span is the part of the row from element `firstInner` on: a block of the row.
             scratch.withUnsafeBytes { span in
                 Gather.copy(
@@ -89,7 +100,7 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
 
     // MARK: chunked
 
-    private func readChunked(_ selection: Hyperslab, _ chunks: StorageMap.Chunks, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
+    private func readChunked(_ selection: Hyperslab, _ chunks: StorageMap.Chunks, from descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
         let shape = map.shape, size = map.dtype.size
         let grid = chunks.grid(for: shape)
         // Per axis: the chunk coordinates the selection touches.
@@ -115,7 +126,7 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
             do throws(TensorError) {
                 // A chunk never written reads as zeros (maps with another fill value are not made).
                 if let location = chunks.locations[linear] {
-                    decoded = try self.decode(location, chunks, bytes: chunkBytes)
+                    decoded = try self.decode(location, chunks, bytes: chunkBytes, from: descriptor)
                 } else {
                     decoded = [UInt8](repeating: 0, count: chunkBytes)
                 }
@@ -138,9 +149,16 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
     }
 
     /// One chunk's bytes as stored in memory: read, inflated, unshuffled as its filters require.
-    private func decode(_ location: HDF5Dataset.ChunkLocation, _ chunks: StorageMap.Chunks, bytes expected: Int) throws(TensorError) -> [UInt8] {
+    private func decode(
+        _ location: HDF5Dataset.ChunkLocation, _ chunks: StorageMap.Chunks, bytes expected: Int, from descriptor: Int32
+    ) throws(TensorError) -> [UInt8] {
+        // The stored size comes from the file: deflate never grows data by more than a small
+        // fraction, so a larger claim is a corrupt (or hostile) index, not a reason to allocate.
+        guard location.size <= expected + expected / 8 + 4096 else {
+            throw TensorError(.unprocessable, "\(describe) has a chunk that claims \(location.size) stored bytes for \(expected) bytes of data")
+        }
         var data = [UInt8](repeating: 0, count: location.size)
-        try preadFully(into: &data, at: location.address)
+        try preadFully(descriptor, into: &data, at: location.address)
         // Filters apply in pipeline order when writing; undo them in reverse. A set mask bit: skipped.
         for (index, filter) in chunks.filters.enumerated().reversed() where location.filterMask & (1 << UInt32(index)) == 0 {
             if filter == StorageMap.deflate {
@@ -179,18 +197,22 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
 
     // MARK: reading
 
-    private func preadFully(into bytes: inout [UInt8], at offset: UInt64) throws(TensorError) {
+    private func preadFully(_ descriptor: Int32, into bytes: inout [UInt8], at offset: UInt64) throws(TensorError) {
         var failure: TensorError?
         bytes.withUnsafeMutableBytes { buffer in
-            do throws(TensorError) { try preadFully(buffer.baseAddress!, buffer.count, offset) } catch { failure = error }
+            do throws(TensorError) { try preadFully(descriptor, buffer.baseAddress!, buffer.count, offset) } catch { failure = error }
         }
         if let failure { throw failure }
     }
 
-    private func preadFully(_ target: UnsafeMutableRawPointer, _ count: Int, _ offset: UInt64) throws(TensorError) {
+    private func preadFully(_ descriptor: Int32, _ target: UnsafeMutableRawPointer, _ count: Int, _ offset: UInt64) throws(TensorError) {
+        // Offsets come from the file's metadata: one past off_t's range is a corrupt file, not a trap.
+        guard let start = Int64(exactly: offset), start <= Int64.max - Int64(count) else {
+            throw TensorError(.unprocessable, "\(describe) points at data beyond any file's end")
+        }
         var done = 0
         while done < count {
-            let got = pread(descriptor, target + done, count - done, off_t(offset) + off_t(done))
+            let got = pread(descriptor, target + done, count - done, off_t(start) + off_t(done))
             if got < 0 {
                 if errno == EINTR { continue }
                 throw TensorError(.unprocessable, "\(describe) cannot be read: \(String(cString: strerror(errno)).lowercased())")

@@ -58,7 +58,7 @@ struct ElementCodec {
 
     /// Stores a number with NumPy's `astype` rules: integers wrap, floats truncate toward zero
     /// (NaN becomes 0 and out-of-range values saturate, where NumPy's result is undefined),
-    /// anything non-zero is `True`.
+    /// anything non-zero (NaN included) is `True`.
     func store(_ number: Number, _ bytes: UnsafeMutableRawBufferPointer, _ index: Int) {
         switch dtype.kind {
         case .bool:
@@ -103,21 +103,31 @@ enum Number {
         }
     }
 
-    /// Two's-complement bits of the value in an integer dtype of `dtype.size` bytes.
+    /// Two's-complement bits of the value in an integer dtype of `dtype.size` bytes. Integers wrap
+    /// as NumPy's `astype` does; floats, where NumPy's result is undefined, follow medsegd's rule
+    /// (docs/API.md): truncate toward zero, NaN becomes 0, and infinities and values beyond the
+    /// type saturate at its minimum or maximum.
     func integerBits(for dtype: DType) -> UInt64 {
         switch self {
         case .integer(let value): return UInt64(bitPattern: value)
         case .unsigned(let value): return value
         case .real(let value):
             guard !value.isNaN else { return 0 }
-            let bits = dtype.size * 8
+            let bits = UInt64(dtype.size * 8)
+            let truncated = value.rounded(.towardZero)
             if dtype.kind == .uint {
-                let maximum = bits == 64 ? Double(UInt64.max) : Double((UInt64(1) << UInt64(bits)) - 1)
-                return UInt64(min(max(value.rounded(.towardZero), 0), maximum))
+                // 2^bits is exact as a Double; comparing against it avoids converting an
+                // out-of-range value (which traps).
+                let maximum = bits == 64 ? UInt64.max : (UInt64(1) << bits) - 1
+                if truncated <= 0 { return 0 }
+                if truncated >= Double(sign: .plus, exponent: Int(bits), significand: 1) { return maximum }
+                return UInt64(truncated)
             }
-            let limit = Double(Int64(1) << Int64(bits - 1))
-            let clamped = min(max(value.rounded(.towardZero), -limit), limit - 1)
-            return UInt64(bitPattern: bits == 64 ? Int64(max(min(value.rounded(.towardZero), 9.2e18), -9.2e18)) : Int64(clamped))
+            let maximum = Int64(bitPattern: (UInt64(1) << (bits - 1)) &- 1)
+            let minimum = -maximum - 1
+            if truncated >= Double(sign: .plus, exponent: Int(bits) - 1, significand: 1) { return UInt64(bitPattern: maximum) }
+            if truncated < Double(sign: .minus, exponent: Int(bits) - 1, significand: 1) { return UInt64(bitPattern: minimum) }
+            return UInt64(bitPattern: Int64(truncated))
         }
     }
 

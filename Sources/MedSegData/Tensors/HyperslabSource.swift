@@ -20,6 +20,7 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
     /// whole channel axis).
     init(dataset: any ArrayStore, region: ResolvedRegion, transform: Transform) {
         self.dataset = dataset
+        self.openedFiles = [dataset.file: dataset.identity]
         self.slab = region.hyperslab
         self.keptAxes = region.keptAxes
         self.transform = transform
@@ -39,6 +40,8 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
             counts: slab.count, splittable: isMask ? slab.rank - 1 : slab.rank, bytesPerElement: dataset.dtype.size)
     }
 
+    let openedFiles: [String: FileIdentity]
+
     var chunkCount: Int { chunking.chunkCount }
 
     func chunkByteCount(_ index: Int) -> Int {
@@ -46,7 +49,7 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
     }
 
     func readChunk(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
-        guard let dataset else { preconditionFailure("read after close") }
+        guard let dataset else { throw TensorError(.unprocessable, "an array was read after its request released it") }
         let sub = chunking.subslab(slab, chunk: index)
         switch transform {
         case .none:

@@ -74,7 +74,7 @@ extension TensorError {
         let detail: String
         switch error.kind {
         case .notFound: detail = "has no dataset\(key)"
-        case .unsupported: detail = "stores\(key) as an unsupported type: \(error.detail)"
+        case .unsupported: detail = "cannot serve\(key): \(error.detail)"
         case .openFailed: detail = "cannot be opened: \(error.detail)"
         default: detail = "cannot be read\(key): \(error.detail)"
         }

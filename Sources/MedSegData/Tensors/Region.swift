@@ -98,8 +98,11 @@ public struct Region: Hashable, Sendable, CustomStringConvertible {
                 }
                 let from = clamp(first, 0)
                 let to = clamp(last, length)
-                let selected = to > from ? (to - from + step - 1) / step : 0
-                start.append(selected > 0 ? from : 0); count.append(selected); stride.append(step); kept.append(true)
+                // ceil((to - from) / step) without `to - from + step`, which overflows for huge steps.
+                let selected = to > from ? (to - from - 1) / step + 1 : 0
+                // A step that reaches past the end selects one element: stride 1 keeps every later
+                // offset computation within the array.
+                start.append(selected > 0 ? from : 0); count.append(selected); stride.append(selected > 1 ? step : 1); kept.append(true)
             }
         }
         return ResolvedRegion(hyperslab: Hyperslab(start: start, count: count, stride: stride), keptAxes: kept)

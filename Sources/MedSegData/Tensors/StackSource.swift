@@ -17,6 +17,7 @@ final class StackSource: TensorSource, @unchecked Sendable {
     /// `region`: resolved against `[H, W, D]`.
     init(slices: [any ArrayStore], region: ResolvedRegion, collation: (CategorySelection, BackgroundChannel)?) {
         self.slices = slices
+        self.openedFiles = Dictionary(slices.map { ($0.file, $0.identity) }, uniquingKeysWith: { first, _ in first })
         self.slab = region.hyperslab
         self.keptAxes = region.keptAxes
         self.collation = collation
@@ -31,6 +32,8 @@ final class StackSource: TensorSource, @unchecked Sendable {
         // Split along H only: each chunk then reads a band of rows from every selected slice.
         chunking = RowChunking(counts: slab.count, splittable: 1, bytesPerElement: dtype.size * (layout.shape.last ?? 1))
     }
+
+    let openedFiles: [String: FileIdentity]
 
     var chunkCount: Int { chunking.chunkCount }
 

@@ -33,18 +33,23 @@ struct StorageMap: Sendable {
     static let shuffle = 2
     /// Chunk indexes larger than this are not mapped (learning one costs a lookup per chunk).
     static let maxChunks = 1 << 16
+    /// The largest chunk medsegd decodes (and so allocates) at once, on either read path.
+    static let maxChunkBytes = 256 << 20
 
     /// Maps `dataset`, or returns nil when only the library can read it.
     static func learn(_ dataset: HDF5Dataset, file: String, identity: FileIdentity) -> StorageMap? {
         switch dataset.layout {
         case .contiguous:
-            guard let extent = dataset.contiguousExtent else { return nil }
+            // Offsets come from the file: they must lie inside it before any arithmetic uses them.
+            guard let extent = dataset.contiguousExtent, extent.offset <= UInt64(identity.size),
+                  UInt64(extent.byteCount) <= UInt64(identity.size) - extent.offset else { return nil }
             return StorageMap(file: file, identity: identity, shape: dataset.shape, dtype: dataset.dtype, layout: .contiguous(offset: extent.offset))
         case .chunked(let chunkShape, _):
             let filters = dataset.filters
             guard filters.allSatisfy({ $0 == deflate || $0 == shuffle }), filters.filter({ $0 == shuffle }).count <= 1,
                   filters.filter({ $0 == deflate }).count <= 1, !dataset.hasNonZeroFill,
-                  chunkShape.count == dataset.shape.count, chunkShape.allSatisfy({ $0 > 0 }) else { return nil }
+                  chunkShape.count == dataset.shape.count, chunkShape.allSatisfy({ $0 > 0 }),
+                  let chunkBytes = (chunkShape + [dataset.dtype.size]).checkedProduct, chunkBytes <= maxChunkBytes else { return nil }
             var chunks = Chunks(shape: chunkShape, locations: [], filters: filters)
             let grid = chunks.grid(for: dataset.shape)
             let total = grid.reduce(1, *)
@@ -57,7 +62,11 @@ struct StorageMap: Sendable {
                     offset[axis] = (remainder % grid[axis]) * chunkShape[axis]
                     remainder /= grid[axis]
                 }
-                guard let location = try? dataset.chunkLocation(at: offset) else { return nil }
+                let location: HDF5Dataset.ChunkLocation?
+                do { location = try dataset.chunkLocation(at: offset) } catch { return nil }
+                if let location {
+                    guard location.address <= UInt64(identity.size), UInt64(location.size) <= UInt64(identity.size) - location.address else { return nil }
+                }
                 chunks.locations.append(location)
             }
             return StorageMap(file: file, identity: identity, shape: dataset.shape, dtype: dataset.dtype, layout: .chunked(chunks))

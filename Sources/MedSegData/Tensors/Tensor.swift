@@ -31,7 +31,9 @@ public struct TensorLayout: Hashable, Sendable, CustomStringConvertible {
         self.shape = shape
     }
 
-    public var elementCount: Int { shape.reduce(1, *) }
-    public var byteCount: Int { elementCount * dtype.size }
+    /// Sizes saturate at `Int.max` instead of trapping: a stack of many large slices can describe
+    /// more bytes than exist, and the response limit then refuses it.
+    public var elementCount: Int { shape.checkedProduct ?? Int.max }
+    public var byteCount: Int { (shape + [dtype.size]).checkedProduct ?? Int.max }
     public var description: String { "\(dtype.numpyDescriptor) \(shape)" }
 }

@@ -16,8 +16,11 @@ public struct TensorOptions: Hashable, Sendable {
         self.dtype = dtype
     }
 
-    /// A stable text form, part of ETags (the same request always yields the same tag).
-    public var canonical: String {
-        "region=\(region);categories=\(categories?.description ?? "default");background=\(background.rawValue);dtype=\(dtype?.numpyDescriptor ?? "stored")"
+    /// A stable text form, part of cache keys and ETags: the same request always yields the same
+    /// text, and default categories appear as the ids they stand for, so a reload that changes
+    /// `category_ids` changes the key.
+    public func canonical(defaultCategories: [CategoryID]) -> String {
+        let categories = self.categories ?? CategorySelection(defaultCategories)
+        return "region=\(region);categories=\(categories);background=\(background.rawValue);dtype=\(dtype?.numpyDescriptor ?? "stored")"
     }
 }

@@ -134,7 +134,7 @@ public struct TensorReader: Sendable {
             throw TensorError(.unprocessable, "scan '\(scanID)' (aug \(volume.aug)) cannot be stacked: slice \(missing) is missing (slices found: \(sliceIDs.count))")
         }
         var datasets: [any ArrayStore] = []
-        var firstShape: (shape: [Int], name: String, index: Int)?
+        var firstShape: (shape: [Int], dtype: DType, name: String, index: Int)?
         for index in volume.items {
             let storage = try ItemStorage.of(entry.dicts[index], format: entry.format, index: index)
             guard storage.isSlice else {
@@ -156,9 +156,13 @@ public struct TensorReader: Sendable {
                 throw TensorError(.unprocessable, "\(describe(index, file)) has shape \(dataset.shape); stacking needs H x W x 1\(masks ? " x C" : "")")
             }
             if let first = firstShape, first.shape != dataset.shape {
-                throw TensorError(.unprocessable, "scan '\(scanID)' cannot be stacked: \(first.name) (item \(first.index)) has shape \(first.shape) but \(name) (item \(index)) has \(dataset.shape)")
+                throw TensorError(.unprocessable, "scan '\(scanID)' cannot be stacked: \(first.name) (item \(first.index)) has shape \(first.shape) but \(name) (item \(index)) has \(dataset.shape)", file: file)
             }
-            if firstShape == nil { firstShape = (dataset.shape, name, index) }
+            // One dtype and byte order for the whole volume: the stack copies raw elements.
+            if let first = firstShape, first.dtype != dataset.dtype {
+                throw TensorError(.unprocessable, "scan '\(scanID)' cannot be stacked: \(first.name) (item \(first.index)) stores \(first.dtype) but \(name) (item \(index)) stores \(dataset.dtype); its slices must share one dtype and byte order", file: file)
+            }
+            if firstShape == nil { firstShape = (dataset.shape, dataset.dtype, name, index) }
             datasets.append(dataset)
         }
         guard !datasets.isEmpty else { throw TensorError(.notFound, "scan '\(scanID)' has no slices") }
@@ -169,12 +173,12 @@ public struct TensorReader: Sendable {
 
     /// Opens a dataset for reading. A dataset read before, whose file has not changed since, is
     /// read with `pread` without opening HDF5; a new one is opened with HDF5 and mapped for
-    /// next time when its layout allows.
+    /// next time when its layout allows. Either way no file stays open (see `ArrayStore`).
     private func open(_ file: String, _ key: String, item: Int) throws(TensorError) -> any ArrayStore {
         let description = describe(item, file)
-        let identity = FileIdentity.of(file)
-        if directReads, let identity, let map = StorageMapCache.shared.lookup(file: file, dataset: key, identity: identity) {
-            return try DirectArray(map, describe: description)
+        if directReads, let identity = FileIdentity.of(file), let map = StorageMapCache.shared.lookup(file: file, dataset: key, identity: identity),
+           let array = try? DirectArray(map, describe: description) {
+            return array
         }
         let dataset: HDF5Dataset
         do {
@@ -182,11 +186,25 @@ public struct TensorReader: Sendable {
         } catch {
             throw TensorError.unreadable(item: item, file: file, error)
         }
-        if directReads, let identity, let map = StorageMap.learn(dataset, file: file, identity: identity) {
+        // The version actually opened, not the one the path named a moment ago.
+        guard let identity = dataset.file.fileDescriptor.flatMap(FileIdentity.of(descriptor:)) else {
+            throw TensorError(.unprocessable, "\(description) cannot be examined (fstat failed)", file: file)
+        }
+        let missing = dataset.unavailableFilters
+        guard missing.isEmpty else {
+            throw TensorError(.unprocessable, "\(description) stores '\(key)' compressed with \(missing.joined(separator: ", ")), which this server's HDF5 library cannot decode", file: file)
+        }
+        if case .chunked(let chunkShape, _) = dataset.layout {
+            let chunkBytes = (chunkShape + [dataset.dtype.size]).checkedProduct
+            guard let chunkBytes, chunkBytes <= StorageMap.maxChunkBytes else {
+                throw TensorError(.unprocessable, "\(description) stores '\(key)' in chunks of \(chunkShape) elements, over the \(StorageMap.maxChunkBytes >> 20) MiB per chunk that medsegd reads", file: file)
+            }
+        }
+        if directReads, let map = StorageMap.learn(dataset, file: file, identity: identity) {
             StorageMapCache.shared.store(map, dataset: key)
             return try DirectArray(map, describe: description)
         }
-        return LibraryArray(dataset, describe: description)
+        return LibraryArray(dataset, file: file, key: key, identity: identity, describe: description)
     }
 
     private func resolve(_ region: Region, for shape: [Int]) throws(TensorError) -> ResolvedRegion {

@@ -9,6 +9,8 @@ import HDF5
 public protocol TensorSource: AnyObject, Sendable {
     /// The array the chunks add up to.
     var layout: TensorLayout { get }
+    /// The files it reads and the version of each it was opened on (reads fail if that changes).
+    var openedFiles: [String: FileIdentity] { get }
     var chunkCount: Int { get }
     /// How many bytes chunk `index` holds.
     func chunkByteCount(_ index: Int) -> Int
@@ -76,7 +78,7 @@ struct RowChunking: Sendable {
             return
         }
         rows = counts[axis]
-        let rowBytes = max(1, counts[(axis + 1)...].reduce(1, *) * bytesPerElement)
+        let rowBytes = max(1, (counts[(axis + 1)...] + [bytesPerElement]).checkedProduct ?? Int.max)
         rowsPerChunk = max(1, min(rows, Self.targetBytes / rowBytes))
     }
 

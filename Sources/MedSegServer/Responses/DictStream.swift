@@ -6,28 +6,19 @@ import NIOCore
 
 /// `/dicts` query options.
 struct DictQuery {
+    static let known = ["pretty", "scan_id", "subject_id", "time_point", "aug", "offset", "limit"]
+
     var filter = DictFilter()
     var offset = 0
     var limit: Int?
 
-    init(_ parameters: FlatDictionary<Substring, Substring>) throws(APIError) {
-        filter.scanID = parameters["scan_id"].map(String.init)
-        filter.subjectID = try parameters.integer("subject_id")
-        filter.timePoint = try parameters.integer("time_point")
-        filter.aug = try parameters.integer("aug")
-        offset = try parameters.integer("offset") ?? 0
-        limit = try parameters.integer("limit")
-    }
-}
-
-extension FlatDictionary<Substring, Substring> {
-    /// A non-negative whole-number query parameter, or 400 naming it.
-    func integer(_ name: String) throws(APIError) -> Int? {
-        guard let text = self[Substring(name)] else { return nil }
-        guard let value = Int(text), value >= 0 else {
-            throw APIError.badRequest("query parameter '\(name)' must be a non-negative whole number, not '\(text.prefix(50))'")
-        }
-        return value
+    init(_ query: QueryParameters) throws(APIError) {
+        filter.scanID = query["scan_id"]
+        filter.subjectID = try query.integer("subject_id")
+        filter.timePoint = try query.integer("time_point")
+        filter.aug = try query.integer("aug")
+        offset = try query.integer("offset") ?? 0
+        limit = try query.integer("limit")
     }
 }
 

@@ -28,9 +28,9 @@ enum TensorEncoding: String, Sendable {
 
     /// `?format=` wins; otherwise the best `Accept` entry this route can send; otherwise the
     /// route's default. Asking for an encoding the route cannot send is a 400.
-    static func negotiate(_ request: Request, allowed: [TensorEncoding]) throws(APIError) -> TensorEncoding {
-        if let format = request.uri.queryParameters["format"] {
-            guard let encoding = TensorEncoding(rawValue: String(format)) else {
+    static func negotiate(_ request: Request, format: String?, allowed: [TensorEncoding]) throws(APIError) -> TensorEncoding {
+        if let format {
+            guard let encoding = TensorEncoding(rawValue: format) else {
                 throw APIError.badRequest("format must be npy, raw or npz, not '\(format.prefix(40))'")
             }
             guard allowed.contains(encoding) else { throw unsupported(encoding, allowed) }

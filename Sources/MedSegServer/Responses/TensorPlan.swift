@@ -6,8 +6,9 @@ import NIOCore
 
 /// What a tensor request needs from the client's side, carried into the blocking pool.
 struct TensorRequest: Sendable {
-    /// The canonical request (route, dataset, item or scan, options, encoding): part of the ETag.
-    /// Nil for responses without one (batches: POST bodies are not cached).
+    /// The canonical request (route, dataset, format, target, options, encoding): with the files'
+    /// identities it keys the cache and makes the ETag. Nil for responses without one (batches:
+    /// POST bodies are not cached).
     var key: String?
     var ifNoneMatch: String?
     var isHead: Bool
@@ -27,6 +28,14 @@ struct TensorRequest: Sendable {
         return ifNoneMatch.split(separator: ",").contains { tag in
             let trimmed = tag.trimmingSpaces
             return trimmed == "*" || trimmed == etag || trimmed == "W/" + etag
+        }
+    }
+
+    /// A 413 unless `bytes` fit in `max_response_bytes`.
+    func checkLimit(_ bytes: Int) throws(APIError) {
+        guard bytes <= limit.bytes else {
+            let size = bytes == Int.max ? "more bytes than can be counted" : "\(bytes) bytes"
+            throw APIError(.tooLarge, "the response would be \(size), over max_response_bytes (\(limit)); ask for a region or fewer items")
         }
     }
 }
@@ -50,20 +59,26 @@ enum TensorPlan: Sendable {
     static func single(
         _ request: TensorRequest, encoding: TensorEncoding, files: () throws -> [String], open: () throws -> any TensorSource
     ) throws -> TensorPlan {
-        let etag = ContentTag.make(request: request.key ?? "", files: try files())
-        if request.matches(etag) { return .notModified(etag: etag) }
-        if let hit = request.cache.get(etag) { return .complete(hit.headers, hit.body) }
+        let key = ContentKey(request: request.key ?? "", files: try files())
+        if let early = lookup(request, key) { return early }
         let source = try open()
         let header = encoding == .npy ? NPY.header(for: source.layout) : []
+        do {
+            try request.checkLimit(source.layout.byteCount)
+        } catch {
+            source.close()
+            throw error
+        }
         let length = header.count + source.layout.byteCount
+        let opened = key.opened(source.openedFiles)
         var headers: HTTPFields = [
             .contentType: encoding.mediaType,
             .tensorDtype: source.layout.dtype.numpyDescriptor,
             .tensorShape: source.layout.shape.map(String.init).joined(separator: ","),
-            .eTag: etag,
+            .eTag: ETag.of(opened),
         ]
         headers[.contentLength] = String(length)
-        return try finish(request, etag: etag, headers: headers, length: length, sources: [source]) { write in
+        return try finish(request, cacheKey: opened, headers: headers, length: length, sources: [source]) { write in
             write(.bytes(header))
             write(.array(source))
         }
@@ -71,22 +86,29 @@ enum TensorPlan: Sendable {
 
     /// An `.npz` of named members; a member of several arrays stacks them on a new first axis.
     static func archive(_ request: TensorRequest, files: () throws -> [String], open: () throws -> [ArchiveMember]) throws -> TensorPlan {
-        var etag: String?
-        if let key = request.key {
-            let tag = ContentTag.make(request: key, files: try files())
-            if request.matches(tag) { return .notModified(etag: tag) }
-            if let hit = request.cache.get(tag) { return .complete(hit.headers, hit.body) }
-            etag = tag
+        var key: ContentKey?
+        if let requestKey = request.key {
+            let tagged = ContentKey(request: requestKey, files: try files())
+            if let early = lookup(request, tagged) { return early }
+            key = tagged
         }
         let members = try open()
+        let sources = members.flatMap(\.sources)
+        do {
+            // Checked before any sum: each member's size saturates rather than overflows.
+            for member in members { try request.checkLimit(member.layout.byteCount) }
+        } catch {
+            for source in sources { source.close() }
+            throw error
+        }
         let layout = NPZLayout(members: members.map {
             NPZLayout.Member(name: $0.name + ".npy", npyHeader: NPY.header(for: $0.layout), dataLength: $0.layout.byteCount)
         })
         var headers: HTTPFields = [.contentType: TensorEncoding.npz.mediaType]
-        if let etag { headers[.eTag] = etag }
+        let opened = key?.opened(sources.reduce(into: [:]) { $0.merge($1.openedFiles) { first, _ in first } })
+        if let opened { headers[.eTag] = ETag.of(opened) }
         headers[.contentLength] = String(layout.totalLength)
-        let sources = members.flatMap(\.sources)
-        return try finish(request, etag: etag, headers: headers, length: layout.totalLength, sources: sources) { write in
+        return try finish(request, cacheKey: opened, headers: headers, length: layout.totalLength, sources: sources) { write in
             for (index, member) in members.enumerated() {
                 write(.bytes(layout.memberPrefix(index)))
                 write(.crcStart(layout.members[index].npyHeader))
@@ -97,14 +119,24 @@ enum TensorPlan: Sendable {
         }
     }
 
+    /// A 304 or a cached body, decided before any file is opened.
+    private static func lookup(_ request: TensorRequest, _ key: ContentKey) -> TensorPlan? {
+        let etag = ETag.of(key)
+        if request.matches(etag) { return .notModified(etag: etag) }
+        if let hit = request.cache.get(key.text) { return .complete(hit.headers, hit.body) }
+        return nil
+    }
+
     /// Applies the size limit and HEAD, then builds the body whole when it is small enough.
     private static func finish(
-        _ request: TensorRequest, etag: String?, headers: HTTPFields, length: Int, sources: [any TensorSource],
+        _ request: TensorRequest, cacheKey: ContentKey?, headers: HTTPFields, length: Int, sources: [any TensorSource],
         parts build: ((StreamPart) -> Void) -> Void
     ) throws -> TensorPlan {
-        guard length <= request.limit.bytes else {
+        do {
+            try request.checkLimit(length)
+        } catch {
             for source in sources { source.close() }
-            throw APIError(.tooLarge, "the response would be \(length) bytes, over max_response_bytes (\(request.limit)); ask for a region or fewer items")
+            throw error
         }
         if request.isHead {
             for source in sources { source.close() }
@@ -125,7 +157,7 @@ enum TensorPlan: Sendable {
                 try body.writeChunk(chunk, of: source, crc: &assembler)
             }
         }
-        if let etag { request.cache.put(etag, ResponseCache.Entry(headers: headers, body: body)) }
+        if let cacheKey { request.cache.put(cacheKey.text, ResponseCache.Entry(headers: headers, body: body)) }
         return .complete(headers, body)
     }
 }

@@ -5,12 +5,17 @@ import MedSegData
 
 /// Reads `TensorOptions` from a query string or a batch body; every bad value is a 400 naming it.
 enum TensorQuery {
-    static func options(_ parameters: FlatDictionary<Substring, Substring>) throws(APIError) -> TensorOptions {
+    /// The query parameters each kind of array route knows; anything else is a 400.
+    static let imageParameters = ["region", "dtype", "format"]
+    static let maskParameters = ["region", "categories", "background", "format"]
+    static let pairParameters = ["region", "categories", "background", "dtype", "format"]
+
+    static func options(_ query: QueryParameters) throws(APIError) -> TensorOptions {
         try options(
-            region: parameters["region"].map(String.init),
-            categories: try parameters["categories"].map { (text) throws(APIError) in try categories(String(text)) },
-            background: parameters["background"].map(String.init),
-            dtype: parameters["dtype"].map(String.init))
+            region: query["region"],
+            categories: try query["categories"].map { (text) throws(APIError) in try categories(text) },
+            background: query["background"],
+            dtype: query["dtype"])
     }
 
     static func options(region: String?, categories: CategorySelection?, background: String?, dtype: String?) throws(APIError) -> TensorOptions {

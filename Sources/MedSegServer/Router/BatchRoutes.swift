@@ -6,29 +6,34 @@ import NIOCore
 /// `POST /v1/datasets/{name}/batch`: many items in one `.npz`, images and masks stacked.
 struct BatchRoutes<Context: RequestContext> {
     let store: CatalogStore
-    let settings: ServerSettings
+    let settings: LiveSettings
+    let cache: ResponseCache
 
     func register(on routes: RouteTable<Context>) {
         routes.post("/v1/datasets/{name}/batch") { request, context in
+            let query = try request.query(known: ["format"])
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
-            _ = try TensorEncoding.negotiate(request, allowed: TensorEncoding.archive)
+            let settings = settings.current
+            _ = try TensorEncoding.negotiate(request, format: query["format"], allowed: TensorEncoding.archive)
             var body = try await request.body.collect(upTo: settings.maxBodyBytes.bytes)
             let batch = try BatchRequest(body.readBytes(length: body.readableBytes) ?? [])
             guard batch.indices.count <= settings.maxBatchItems else {
                 throw APIError(.tooLarge, "a batch may hold \(settings.maxBatchItems) items (max_batch_items); this one has \(batch.indices.count)")
             }
             let reader = TensorReader(entry: entry)
-            // POST bodies carry no ETag and are not cached.
-            let tensorRequest = TensorRequest(request, key: nil, limit: settings.maxResponseBytes, cache: ResponseCache(budget: 0))
+            // POST bodies carry no ETag and are not cached (no key).
+            let tensorRequest = TensorRequest(request, key: nil, limit: settings.maxResponseBytes, cache: cache)
             let plan = try await BlockingPool.timed("batch") {
-                try TensorPlan.archive(tensorRequest, files: { [] }) { try Self.open(batch, reader: reader) }
+                try TensorPlan.archive(tensorRequest, files: { [] }) { try Self.open(batch, reader: reader, request: tensorRequest) }
             }
             return TensorResponse.make(plan)
         }
     }
 
-    /// Opens every item's image and mask (checking shapes agree) before any byte is sent.
-    private static func open(_ batch: BatchRequest, reader: TensorReader) throws -> [ArchiveMember] {
+    /// Opens every item's image and mask (checking shapes agree) before any byte is sent. The
+    /// size is checked as items are opened, so a batch over `max_response_bytes` stops at the
+    /// first item past it rather than opening them all.
+    private static func open(_ batch: BatchRequest, reader: TensorReader, request: TensorRequest) throws -> [ArchiveMember] {
         var images: [any TensorSource] = []
         var masks: [any TensorSource] = []
         do {
@@ -39,9 +44,16 @@ struct BatchRoutes<Context: RequestContext> {
             }
             var maskOptions = batch.options
             maskOptions.dtype = nil
+            var bytes = 0
             for index in batch.indices {
                 images.append(try reader.image(item: index, options: batch.options))
                 masks.append(try reader.mask(item: index, options: maskOptions))
+                // Each term is at most the limit (checked first), so the sum cannot overflow.
+                for source in [images[images.count - 1], masks[masks.count - 1]] {
+                    try request.checkLimit(source.layout.byteCount)
+                    bytes += source.layout.byteCount
+                    try request.checkLimit(bytes)
+                }
             }
             try checkShapes(images, batch.indices, what: "image")
             try checkShapes(masks, batch.indices, what: "mask")

@@ -9,28 +9,32 @@ struct CatalogRoutes<Context: RequestContext> {
 
     func register(on routes: RouteTable<Context>) {
         routes.get("/v1/datasets") { request, _ in
+            let pretty = try request.query(known: ["pretty"]).pretty
             let catalog = try store.requireCatalog()
             let summaries = catalog.names.compactMap { catalog[$0]?.summary }.map(JSONValue.object)
-            return JSONResponse.make(.object(JSONObject([("datasets", .array(summaries))])), pretty: try request.prettyOption)
+            return JSONResponse.make(.object(JSONObject([("datasets", .array(summaries))])), pretty: pretty)
         }
         routes.get("/v1/datasets/{name}") { request, context in
+            let pretty = try request.query(known: ["pretty"]).pretty
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
             var object = entry.summary
             object["metadata"] = .object(entry.metadata.json)
-            return JSONResponse.make(.object(object), pretty: try request.prettyOption)
+            return JSONResponse.make(.object(object), pretty: pretty)
         }
         routes.get("/v1/datasets/{name}/metadata") { request, context in
+            let pretty = try request.query(known: ["pretty"]).pretty
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
-            return JSONResponse.make(.object(entry.metadata.json), pretty: try request.prettyOption)
+            return JSONResponse.make(.object(entry.metadata.json), pretty: pretty)
         }
         routes.get("/v1/datasets/{name}/dicts") { request, context in
+            let parameters = try request.query(known: DictQuery.known)
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
-            let query = try DictQuery(request.uri.queryParameters)
-            return DictStream.response(entry: entry, query: query, pretty: try request.prettyOption)
+            return DictStream.response(entry: entry, query: try DictQuery(parameters), pretty: try parameters.pretty)
         }
         routes.get("/v1/datasets/{name}/scans") { request, context in
+            let pretty = try request.query(known: ["pretty"]).pretty
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
-            return JSONResponse.make(.array(entry.scans.map(\.json)), pretty: try request.prettyOption)
+            return JSONResponse.make(.array(entry.scans.map(\.json)), pretty: pretty)
         }
     }
 }

@@ -10,22 +10,25 @@ struct OperationsRoutes<Context: RequestContext> {
 
     func register(on routes: RouteTable<Context>) {
         routes.get("/healthz") { request, _ in
-            JSONResponse.make(.object(JSONObject([("status", .string("ok"))])), pretty: try request.prettyOption)
+            JSONResponse.make(.object(JSONObject([("status", .string("ok"))])), pretty: try request.query(known: ["pretty"]).pretty)
         }
         routes.get("/readyz") { request, _ in
+            let pretty = try request.query(known: ["pretty"]).pretty
             guard let catalog = store.catalog else {
                 throw APIError(.notReady, "the catalog is still loading")
             }
             return JSONResponse.make(
                 .object(JSONObject([("status", .string("ready")), ("datasets", .int(catalog.names.count))])),
-                pretty: try request.prettyOption)
+                pretty: pretty)
         }
-        routes.get("/openapi.yaml") { _, _ in
-            Response(
+        routes.get("/openapi.yaml") { request, _ in
+            _ = try request.query(known: [])
+            return Response(
                 status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml + "\n")))
         }
-        routes.get("/metrics") { _, _ in
+        routes.get("/metrics") { request, _ in
+            _ = try request.query(known: [])
             let text = metrics.render(catalog: store.catalog, cache: cache)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

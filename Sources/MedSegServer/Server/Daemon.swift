@@ -12,20 +12,25 @@ public enum Daemon {
         environment: [String: String], logger: Logger
     ) async throws {
         let settings = configuration.server
-        let state = ServerState(cache: ResponseCache(budget: settings.cacheBytes.bytes), metrics: metrics)
+        let state = ServerState(settings: settings, cache: ResponseCache(budget: settings.cacheBytes.bytes), metrics: metrics)
         if let tokensFile = settings.tokensFile {
             state.tokens.replace(with: try TokenStore.read(tokensFile))
         }
         let notifier = SystemdNotifier(environment: environment, logger: logger)
         let readiness = Readiness(notifier: notifier)
-        let app = try MedSegServer.makeApplication(state: state, settings: settings, logger: logger) { port in
+        let app = try MedSegServer.makeApplication(state: state, logger: logger) { port in
             await readiness.listening(port: port)
         }
         // The socket opens at once (/healthz answers) while the catalog loads on the blocking
         // pool; /readyz and /v1 answer 503 until it is in place.
+        let ticket = state.store.beginLoad()
         let loading = Task {
             let catalog = try await BlockingPool.run { CatalogLoader.load(configuration, logger: logger) }
-            state.store.replace(with: catalog)
+            // A SIGHUP during this first load started a newer one: its catalog wins.
+            guard state.store.install(catalog, loadedBy: ticket) else {
+                logger.info("first catalog load finished after a reload; the reloaded catalog stays")
+                return
+            }
             logger.info("catalog loaded", metadata: [
                 "datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)",
             ])

@@ -2,25 +2,25 @@ public import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 public import Logging
-public import MedSegData
+import MedSegData
 import NIOCore
 import NIOSSL
 
 /// Builds the HTTP application over the server state: routes, middleware, TLS and limits.
 public enum MedSegServer {
     /// The router with every route of the API contract.
-    public static func makeRouter(state: ServerState, settings: ServerSettings) -> Router<MedSegRequestContext> {
+    public static func makeRouter(state: ServerState) -> Router<MedSegRequestContext> {
         let router = Router(context: MedSegRequestContext.self)
         // Outermost first: metrics and the access log see the final status of every request.
         router.add(middleware: MetricsMiddleware())
-        router.add(middleware: AccessLogMiddleware(enabled: settings.accessLog))
+        router.add(middleware: AccessLogMiddleware(settings: state.settings))
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: BearerAuthMiddleware(tokens: state.tokens))
         let routes = RouteTable(router: router)
         OperationsRoutes(store: state.store, metrics: state.metrics, cache: state.cache).register(on: routes)
         CatalogRoutes(store: state.store).register(on: routes)
-        TensorRoutes(store: state.store, settings: settings, cache: state.cache).register(on: routes)
-        BatchRoutes(store: state.store, settings: settings).register(on: routes)
+        TensorRoutes(store: state.store, settings: state.settings, cache: state.cache).register(on: routes)
+        BatchRoutes(store: state.store, settings: state.settings, cache: state.cache).register(on: routes)
         routes.finish()
         router.add(middleware: MethodNotAllowedMiddleware(routes: routes.methods))
         return router
@@ -34,13 +34,14 @@ public enum MedSegServer {
     /// (useful with port 0).
     public static func makeApplication(
         state: ServerState,
-        settings: ServerSettings,
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws(StartupError) -> some ApplicationProtocol {
+        let settings = state.settings.current
+        let idleTimeout = TimeAmount.milliseconds(Int64(settings.idleTimeout / .milliseconds(1)))
         var http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [FlushBeforeCloseHandler()],
-            idleTimeout: .milliseconds(Int64(settings.idleTimeout / .milliseconds(1))))
+            additionalChannelHandlers: [WriteProgressHandler(stallTimeout: idleTimeout)],
+            idleTimeout: idleTimeout)
         http1.httpDecoder = .init(maxHeaderFieldSize: settings.maxHeaderBytes.bytes, maxHeaderListSize: settings.maxHeaderBytes.bytes, maxHeaderFieldCount: 200)
         var server = HTTPServerBuilder.http1(configuration: http1)
         if let tls = settings.tls {
@@ -48,7 +49,7 @@ public enum MedSegServer {
         }
         let scheme = settings.tls == nil ? "http" : "https"
         return Application(
-            router: makeRouter(state: state, settings: settings),
+            router: makeRouter(state: state),
             server: server,
             configuration: ApplicationConfiguration(
                 address: .hostname(settings.host, port: settings.port),
@@ -66,7 +67,9 @@ public enum MedSegServer {
         do {
             let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
             let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
-            let configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            // TLS 1.0 and 1.1 are deprecated (RFC 8996).
+            configuration.minimumTLSVersion = .tlsv12
             return try .tls(.http1(configuration: http1), tlsConfiguration: configuration)
         } catch {
             throw StartupError(description: "cannot set up TLS from \(tls.certificate) and \(tls.privateKey): \(error)")

@@ -53,6 +53,7 @@ public struct Reloader: Service {
         defer { notifier.ready(status: "serving \(state.store.catalog?.names.count ?? 0) datasets") }
         logger.info("reloading", metadata: ["config": "\(configPath)"])
         let path = configPath, overrides = overrides, logger = logger
+        let ticket = state.store.beginLoad()
         do {
             let (configuration, catalog, tokens) = try await BlockingPool.run {
                 var configuration = try ConfigLoader.load(path: path)
@@ -60,11 +61,17 @@ public struct Reloader: Service {
                 let tokens = try configuration.server.tokensFile.map { path throws(TokenStore.LoadError) in try TokenStore.read(path) }
                 return (configuration, CatalogLoader.load(configuration, logger: logger), tokens)
             }
-            if let running = state.store.catalog?.configuration.server, running.needsRestart(for: configuration.server) {
-                logger.warning("server settings changed (host, port, TLS, limits or cache size); they take effect at the next restart")
+            let running = state.settings.current
+            guard state.store.install(catalog, loadedBy: ticket) else {
+                logger.info("reload superseded by a newer one")
+                return false
             }
             state.tokens.replace(with: tokens)
-            state.store.replace(with: catalog)
+            let restartOnly = running.settingsNeedingRestart(for: configuration.server)
+            if !restartOnly.isEmpty {
+                logger.warning("some server settings changed that take effect at the next restart", metadata: ["settings": "\(restartOnly.joined(separator: ", "))"])
+            }
+            state.settings.replace(with: running.applyingLiveChanges(from: configuration.server))
             Counter(label: "medsegd_reloads", dimensions: [("result", "ok")]).increment()
             logger.info("reloaded", metadata: ["datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)"])
             return true
@@ -80,10 +87,27 @@ public struct Reloader: Service {
 }
 
 extension ServerSettings {
-    /// Whether moving from these settings to `other` needs a new process (a new socket or pools).
-    func needsRestart(for other: ServerSettings) -> Bool {
-        host != other.host || port != other.port || tls != other.tls || cacheBytes != other.cacheBytes
-            || idleTimeout != other.idleTimeout || maxConnections != other.maxConnections || maxHeaderBytes != other.maxHeaderBytes
-            || shutdownGrace != other.shutdownGrace
+    /// The keys whose change needs a new process (a new socket, pools or cache), by config name.
+    func settingsNeedingRestart(for other: ServerSettings) -> [String] {
+        var keys: [String] = []
+        if host != other.host { keys.append("host") }
+        if port != other.port { keys.append("port") }
+        if tls != other.tls { keys.append("tls") }
+        if cacheBytes != other.cacheBytes { keys.append("cache_bytes") }
+        if idleTimeout != other.idleTimeout { keys.append("idle_timeout") }
+        if maxConnections != other.maxConnections { keys.append("max_connections") }
+        if maxHeaderBytes != other.maxHeaderBytes { keys.append("max_header_bytes") }
+        if shutdownGrace != other.shutdownGrace { keys.append("shutdown_grace") }
+        return keys
+    }
+
+    /// These settings with the keys that requests read live taken from `other`.
+    func applyingLiveChanges(from other: ServerSettings) -> ServerSettings {
+        var settings = self
+        settings.maxBatchItems = other.maxBatchItems
+        settings.maxResponseBytes = other.maxResponseBytes
+        settings.maxBodyBytes = other.maxBodyBytes
+        settings.accessLog = other.accessLog
+        return settings
     }
 }

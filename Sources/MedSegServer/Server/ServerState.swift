@@ -1,11 +1,18 @@
+public import MedSegData
+
 /// The shared, swappable state of one server process: what requests read and reloads replace.
 public struct ServerState: Sendable {
     public let store: CatalogStore
     public let tokens: TokenStore
     public let cache: ResponseCache
     public let metrics: ServerMetrics
+    public let settings: LiveSettings
 
-    public init(store: CatalogStore = CatalogStore(), tokens: TokenStore = TokenStore(), cache: ResponseCache, metrics: ServerMetrics = ServerMetrics()) {
+    public init(
+        settings: ServerSettings, store: CatalogStore = CatalogStore(), tokens: TokenStore = TokenStore(), cache: ResponseCache,
+        metrics: ServerMetrics = ServerMetrics()
+    ) {
+        self.settings = LiveSettings(settings)
         self.store = store
         self.tokens = tokens
         self.cache = cache

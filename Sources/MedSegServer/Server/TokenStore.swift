@@ -48,8 +48,11 @@ public final class TokenStore: Sendable {
         }
     }
 
+    /// 1 when `a` and `b` are the same bytes, else 0. The loop runs over the longer of the two
+    /// whatever their contents; a length difference is kept whole (not folded into a byte), so
+    /// a token followed by any number of NULs never compares equal.
     private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> UInt8 {
-        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
+        var difference: UInt8 = a.count == b.count ? 0 : 1
         let length = max(a.count, b.count)
         for index in 0..<length {
             let x = index < a.count ? a[index] : 0
