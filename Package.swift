@@ -44,6 +44,8 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // glibc's <malloc.h>: mallopt, mallinfo2, malloc_trim (Linux only, as medsegd is).
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "HDF5",
             dependencies: ["CHDF5"],
@@ -78,12 +80,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                "CMalloc",
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "medsegd",
             dependencies: [
+                "CMalloc",
                 "MedSegData",
                 "MedSegServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -4,10 +4,13 @@
 Writes 400 slices (256x256 float32, 256x256x1x6 uint8 masks) so that the responses (~250 MB)
 outgrow the tensor cache (64 MiB: it fills and evicts), then runs CONNECTIONS threads for
 SECONDS with a mix of requests (item archives, raw images, collated masks, dicts, batches of 8).
-Reports requests/s, errors, and the server's RSS after warm-up and at the end. Stops everything
-it started; removes its data.
+Reports requests/s, errors, and the server's RSS after warm-up and at the end; every
+--sample-seconds it also prints a line with the RSS, malloc's heap in use and free (from
+/metrics) and the cache's bytes, which tells a leak (in use grows) from fragmentation (free
+grows). Stops everything it started; removes its data.
 
     .build/venv/bin/python bench/soak.py --connections 64 --seconds 120
+    .build/venv/bin/python bench/soak.py --connections 64 --seconds 3600 --sample-seconds 60   # the hour
 """
 import argparse
 import http.client
@@ -31,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ITEMS = 400
 
 
-def write_data(root):
+def write_data(root, server_config=""):
     folder = os.path.join(root, "2d")
     os.makedirs(folder)
     rng = np.random.default_rng(5)
@@ -42,9 +45,9 @@ def write_data(root):
         with h5py.File(stem + ".seg", "w") as f:
             f["data"] = (rng.random((256, 256, 1, 6)) > 0.8).astype(np.uint8)
     with open(os.path.join(root, "medsegd.yaml"), "w") as f:
-        f.write("server: {cache_bytes: 64MiB, access_log: false}\nfamilies:\n  soak:\n"
+        f.write("server: {cache_bytes: 64MiB, access_log: false%s}\nfamilies:\n  soak:\n"
                 "    categories: [{id: 0, name: a}, {id: [1, 2], name: b}, {id: 3, name: c}, {id: [4, 5], name: d}]\n"
-                "    datasets:\n      soak: {format: slices-2d, scan_root: 2d}\n")
+                "    datasets:\n      soak: {format: slices-2d, scan_root: 2d}\n" % (", " + server_config if server_config else ""))
 
 
 def rss_mib(pid):
@@ -53,12 +56,21 @@ def rss_mib(pid):
             return int(line.split()[1]) / 1024
 
 
+def scrape(port):
+    """The medsegd_* figures of /metrics, by series (name with labels)."""
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=30).read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("medsegd_") and " " in line}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--warmup", type=float, default=30)
     parser.add_argument("--binary", help="medsegd binary (default: the release build)")
+    parser.add_argument("--sample-seconds", type=float, default=0, help="print memory figures this often (0: only the summary)")
+    parser.add_argument("--server-config", default="", help="extra server keys, e.g. 'heap_trim_interval: 0'")
     args = parser.parse_args()
     binary = args.binary
     if not binary:
@@ -68,7 +80,7 @@ def main():
     root = tempfile.mkdtemp(prefix="medsegd-soak-")
     server = None
     try:
-        write_data(root)
+        write_data(root, args.server_config)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -121,17 +133,31 @@ def main():
             start_counts = dict(counts)
         started = time.time()
         samples = []
+        next_report = started
+        if args.sample_seconds:
+            print("| minute | requests/s | RSS MiB | heap in use MiB | heap free MiB | cache MiB |", flush=True)
+            print("|---|---|---|---|---|---|", flush=True)
+        last_count, last_time = start_counts["ok"], started
         while time.time() - started < args.seconds:
-            time.sleep(5)
+            time.sleep(min(5, max(0.1, args.seconds - (time.time() - started))))
             samples.append(rss_mib(server.pid))
+            if args.sample_seconds and time.time() >= next_report + args.sample_seconds:
+                next_report += args.sample_seconds
+                figures = scrape(port)
+                with lock:
+                    count = counts["ok"]
+                now = time.time()
+                print("| %.1f | %.0f | %.0f | %.0f | %.0f | %.0f |" % (
+                    (now - started) / 60, (count - last_count) / (now - last_time), samples[-1],
+                    figures.get('medsegd_heap_bytes{state="in_use"}', 0) / 2**20, figures.get('medsegd_heap_bytes{state="free"}', 0) / 2**20,
+                    figures.get("medsegd_cache_bytes", 0) / 2**20), flush=True)
+                last_count, last_time = count, now
         elapsed = time.time() - started
         with lock:
             done = counts["ok"] - start_counts["ok"]
             failed = counts["errors"]
         rss_end = rss_mib(server.pid)
-        metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port).read().decode()
-        cache = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
-                 if line.startswith(("medsegd_cache_bytes", "medsegd_cache_budget_bytes", "medsegd_cache_evictions_total"))}
+        cache = scrape(port)
         stop.set()
         for thread in threads:
             thread.join(timeout=10)

@@ -24,6 +24,7 @@ struct ConfigReader {
     static let serverKeys = [
         "host", "port", "cache_bytes", "max_batch_items", "max_response_bytes", "tokens_file", "tls", "shutdown_grace",
         "idle_timeout", "max_connections", "max_header_bytes", "max_body_bytes", "access_log",
+        "heap_trim_interval",
     ]
     static let tlsKeys = ["certificate", "private_key"]
     static let familyKeys = ["categories", "metadata", "datasets"]
@@ -131,6 +132,9 @@ struct ConfigReader {
         }
         if let value = mapping["idle_timeout"], let duration = duration(value, "server.idle_timeout", file) {
             server.idleTimeout = duration
+        }
+        if let value = mapping["heap_trim_interval"], let duration = duration(value, "server.heap_trim_interval", file) {
+            server.heapTrimInterval = duration
         }
         if let value = mapping["max_connections"] {
             if let count = integer(value, "server.max_connections", file, range: 1...1_000_000) { server.maxConnections = count }

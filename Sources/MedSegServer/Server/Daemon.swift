@@ -42,6 +42,7 @@ public enum Daemon {
             services: [
                 .init(service: app),
                 .init(service: reloader, successTerminationBehavior: .ignore),
+                .init(service: HeapTrimmer(interval: settings.heapTrimInterval, logger: logger), successTerminationBehavior: .ignore),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)

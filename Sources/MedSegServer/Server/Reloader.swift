@@ -98,6 +98,7 @@ extension ServerSettings {
         if maxConnections != other.maxConnections { keys.append("max_connections") }
         if maxHeaderBytes != other.maxHeaderBytes { keys.append("max_header_bytes") }
         if shutdownGrace != other.shutdownGrace { keys.append("shutdown_grace") }
+        if heapTrimInterval != other.heapTrimInterval { keys.append("heap_trim_interval") }
         return keys
     }
 

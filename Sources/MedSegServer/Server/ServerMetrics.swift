@@ -36,6 +36,10 @@ public final class ServerMetrics: Sendable {
         gauge("cache", "bytes", "Bytes held by the tensor cache").set(Double(now.bytes))
         gauge("cache_budget", "bytes", "server.cache_bytes").set(Double(cache.budget))
         gauge("cache_entries", "", "Responses held by the tensor cache").set(Double(now.entries))
+        let memory = ProcessMemory.now()
+        gauge("resident_memory", "bytes", "Resident set size of the process").set(Double(memory.residentBytes))
+        gauge("heap", "bytes", "malloc's heap: bytes in use, and free bytes it keeps", labels: [("state", "in_use")]).set(Double(memory.heapInUseBytes))
+        gauge("heap", "bytes", "malloc's heap: bytes in use, and free bytes it keeps", labels: [("state", "free")]).set(Double(memory.heapFreeBytes))
         return registry.emitToBuffer()
     }
 

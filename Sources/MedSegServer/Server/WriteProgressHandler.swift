@@ -28,6 +28,7 @@ final class WriteProgressHandler: ChannelOutboundHandler, RemovableChannelHandle
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        guard stallTimeout > .zero else { return }  // idle_timeout 0: no timeout
         // Checked a few times per timeout: a stall is cut between 1 and 1.25 timeouts after it began.
         let period = TimeAmount.nanoseconds(max(10_000_000, stallTimeout.nanoseconds / 4))
         let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
