@@ -3,7 +3,8 @@ public import NIOCore
 import Synchronization
 
 /// The in-memory cache (`server.cache_bytes`) of finished tensor responses, shared by every client:
-/// the encoded body (npy, raw or npz) and its headers, keyed by the response's strong ETag.
+/// the encoded body (npy, raw or npz) and its headers, keyed by the response's full content key
+/// (`ContentKey.text`: the request and every file's version, so no two responses share a key).
 /// A hit costs a lookup and no copy (ByteBuffers share storage), so a second epoch is served from
 /// memory. Least recently used entries go first; an entry over an eighth of the budget is not
 /// kept, so one large volume cannot flush everything else.
@@ -70,11 +71,12 @@ public final class ResponseCache: Sendable {
     }
 
     public func put(_ key: String, _ entry: Entry) {
-        let size = entry.body.readableBytes
+        // Keys name every file a response read (a scan's can be tens of kilobytes): they count too.
+        let size = entry.body.readableBytes + key.utf8.count
         guard budget > 0, size <= budget / 8 else { return }
         state.withLock { state in
             if let existing = state.nodes[key] {
-                state.statistics.bytes -= existing.entry.body.readableBytes
+                state.statistics.bytes -= existing.entry.body.readableBytes + key.utf8.count
                 existing.entry = entry
                 state.statistics.bytes += size
                 Self.unlink(existing, &state)
@@ -88,7 +90,7 @@ public final class ResponseCache: Sendable {
             while state.statistics.bytes > budget, let victim = state.oldest {
                 Self.unlink(victim, &state)
                 state.nodes[victim.key] = nil
-                state.statistics.bytes -= victim.entry.body.readableBytes
+                state.statistics.bytes -= victim.entry.body.readableBytes + victim.key.utf8.count
                 state.statistics.evictions += 1
             }
             state.statistics.entries = state.nodes.count

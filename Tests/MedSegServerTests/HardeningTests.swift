@@ -1,0 +1,106 @@
+import Logging
+import MedSegData
+@testable import MedSegServer
+import TestSupport
+import Testing
+
+/// Issue 10's smaller findings, each at the unit that decides it.
+@Suite("Hardening: query decoding, token comparison, load order")
+struct HardeningTests {
+    @Test("query strings decode as forms: + is a space, then %XX; unknown, repeated or bad parameters are 400s")
+    func queryStrings() throws {
+        let query = try QueryParameters("categories=%5B0%2C+%5B1%2C+2%5D%5D&region=0:4,+0:4&pretty", known: ["categories", "region", "pretty"])
+        #expect(query["categories"] == "[0, [1, 2]]")
+        #expect(query["region"] == "0:4, 0:4")
+        #expect(query["pretty"] == "")
+        #expect(try query.pretty)
+        #expect(try QueryParameters(nil, known: [])["x"] == nil)
+        #expect(try QueryParameters("&&a=1&", known: ["a"])["a"] == "1")
+        for (text, message) in [
+            ("categores=[0]", "unknown query parameter 'categores'; this route knows categories, region"),
+            ("region=1&region=2", "query parameter 'region' is given more than once"),
+            ("region=%zz", "query parameter 'region' is not valid percent-encoded UTF-8"),
+            ("region=%ff", "query parameter 'region' is not valid percent-encoded UTF-8"),
+            ("%=1", "not valid percent-encoded UTF-8"),
+        ] {
+            let error = #expect(throws: APIError.self) { try QueryParameters(text, known: ["categories", "region"]) }
+            #expect(error?.code == .badRequest)
+            #expect(error?.message.contains(message) == true, "\(text): \(String(describing: error))")
+        }
+        #expect(throws: APIError.self) { try QueryParameters("limit=9223372036854775808", known: ["limit"]).integer("limit") }
+        #expect(try QueryParameters("limit=9223372036854775807", known: ["limit"]).integer("limit") == Int.max)
+    }
+
+    @Test("tokens compare exactly: no prefix, suffix, NUL padding or other length passes")
+    func tokens() {
+        let store = TokenStore()
+        #expect(store.accepts(Array("anything".utf8)))  // no tokens configured
+        store.replace(with: [Array("s3cret".utf8), Array("other-token".utf8)])
+        #expect(store.accepts(Array("s3cret".utf8)))
+        #expect(store.accepts(Array("other-token".utf8)))
+        for candidate in ["s3cre", "s3cretX", "s3cret\0", "s3cret" + String(repeating: "\0", count: 256), "", "S3CRET", "other-toke"] {
+            #expect(!store.accepts(Array(candidate.utf8)), "\(candidate.debugDescription)")
+        }
+        // A length difference of exactly 256 once folded to zero in one byte.
+        #expect(!store.accepts(Array("s3cret".utf8) + [UInt8](repeating: 0, count: 256)))
+    }
+
+    @Test("a load that started later wins, whatever order the loads finish in")
+    func loadOrder() throws {
+        let folder = TemporaryDirectory()
+        try Fixtures.writeSlice(in: folder.folder("a"), "0000001_V00-Aug00_001")
+        folder.write("one.yaml", Fixtures.config(datasets: ["first: {format: slices-2d, scan_root: a}"]))
+        folder.write("two.yaml", Fixtures.config(datasets: ["second: {format: slices-2d, scan_root: a}"]))
+        let store = CatalogStore()
+        let initial = store.beginLoad()  // the first load at start
+        let reload = store.beginLoad()  // a SIGHUP while it runs
+        let reloaded = CatalogLoader.load(try ConfigLoader.load(path: folder.path + "/two.yaml"), logger: .init(label: "test"))
+        let first = CatalogLoader.load(try ConfigLoader.load(path: folder.path + "/one.yaml"), logger: .init(label: "test"))
+        #expect(store.install(reloaded, loadedBy: reload))
+        #expect(!store.install(first, loadedBy: initial))  // finished last, started first: dropped
+        #expect(store.catalog?.names == ["second"])
+        #expect(store.install(first, loadedBy: store.beginLoad()))
+        #expect(store.catalog?.names == ["first"])
+    }
+
+    @Test("reloads apply the live limits and name the keys that need a restart")
+    func reloadSettings() {
+        var running = ServerSettings()
+        running.port = 8080
+        var next = running
+        next.maxBatchItems = 8
+        next.maxResponseBytes = ByteSize(bytes: 1 << 20)
+        next.maxBodyBytes = ByteSize(bytes: 4096)
+        next.accessLog = false
+        next.port = 9090
+        next.cacheBytes = ByteSize(bytes: 0)
+        let applied = running.applyingLiveChanges(from: next)
+        #expect(applied.maxBatchItems == 8 && applied.maxResponseBytes == next.maxResponseBytes && applied.maxBodyBytes == next.maxBodyBytes && !applied.accessLog)
+        #expect(applied.port == 8080 && applied.cacheBytes == running.cacheBytes)
+        #expect(running.settingsNeedingRestart(for: next) == ["port", "cache_bytes"])
+    }
+
+    @Test("a channel repeated within a class is refused; classes may share channels")
+    func repeatedChannels() throws {
+        let error = #expect(throws: CategorySelection.ParseError.self) { try CategorySelection(json: "[0, [1, 2, 1]]") }
+        #expect(error?.message == "categories: class 1 lists channel 1 twice")
+        #expect(try CategorySelection(json: "[[0, 1], [1, 2], 1]").ids.count == 3)
+    }
+
+    @Test("content keys name the versions actually opened, and resolve default categories")
+    func contentKeys() throws {
+        let folder = TemporaryDirectory()
+        folder.write("a", "one")
+        let path = folder.path + "/a"
+        let key = ContentKey(request: "r", files: [path, folder.path + "/missing"])
+        #expect(key.opened([:]) == key)
+        #expect(key.opened([path: try #require(FileIdentity.of(path))]) == key)
+        folder.write("a", "a longer second version")
+        let replaced = try #require(FileIdentity.of(path))
+        let opened = key.opened([path: replaced])
+        #expect(opened != key && opened == ContentKey(request: "r", files: [path, folder.path + "/missing"]))
+        #expect(ETag.of(opened) != ETag.of(key) && ETag.of(key).count == 34)
+        let options = TensorOptions()
+        #expect(options.canonical(defaultCategories: [.single(0), .collated([1, 2])]) != options.canonical(defaultCategories: [.single(3)]))
+    }
+}
