@@ -60,7 +60,7 @@ enum TensorPlan: Sendable {
         _ request: TensorRequest, encoding: TensorEncoding, files: () throws -> [String], open: () throws -> any TensorSource
     ) throws -> TensorPlan {
         let key = ContentKey(request: request.key ?? "", files: try files())
-        if let early = lookup(request, key) { return early }
+        if let early = try lookup(request, key) { return early }
         let source = try open()
         let header = encoding == .npy ? NPY.header(for: source.layout) : []
         do {
@@ -89,7 +89,7 @@ enum TensorPlan: Sendable {
         var key: ContentKey?
         if let requestKey = request.key {
             let tagged = ContentKey(request: requestKey, files: try files())
-            if let early = lookup(request, tagged) { return early }
+            if let early = try lookup(request, tagged) { return early }
             key = tagged
         }
         let members = try open()
@@ -119,12 +119,14 @@ enum TensorPlan: Sendable {
         }
     }
 
-    /// A 304 or a cached body, decided before any file is opened.
-    private static func lookup(_ request: TensorRequest, _ key: ContentKey) -> TensorPlan? {
+    /// A 304 or a cached body, decided before any file is opened. A cached body still obeys
+    /// `max_response_bytes`, which a reload may have lowered since it was cached.
+    private static func lookup(_ request: TensorRequest, _ key: ContentKey) throws(APIError) -> TensorPlan? {
         let etag = ETag.of(key)
         if request.matches(etag) { return .notModified(etag: etag) }
-        if let hit = request.cache.get(key.text) { return .complete(hit.headers, hit.body) }
-        return nil
+        guard let hit = request.cache.get(key.text) else { return nil }
+        try request.checkLimit(hit.body.readableBytes)
+        return .complete(hit.headers, hit.body)
     }
 
     /// Applies the size limit and HEAD, then builds the body whole when it is small enough.

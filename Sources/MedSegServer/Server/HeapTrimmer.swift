@@ -20,8 +20,9 @@ public struct HeapTrimmer: Service {
     public func run() async throws {
         guard interval > .zero else { return }
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            // The sleep ends at once on SIGTERM: shutdown never waits for the next trim.
             do {
-                try await Task.sleep(for: interval)
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             } catch {
                 return
             }
