@@ -521,10 +521,6 @@ def test_cheap_requests_stay_fast_while_large_batches_run(folder, daemons):
 # 5. A reload applies the live limits, and names the ones that need a restart
 
 
-def access_lines(log):
-    return [line for line in log.splitlines() if " route=" in line and line.endswith("] request")]
-
-
 def start_for_reloads(folder, daemons, **keys):
     """A daemon whose port is the config's own (so that a reload may try to change it); returns
     it and a function that rewrites the config with other server keys."""
@@ -718,3 +714,57 @@ def test_tls_refuses_versions_before_1_2(folder, daemons):
                 with client_context(minimum=version, maximum=version).wrap_socket(raw) as tls:
                     pytest.fail("medsegd completed a %s handshake" % tls.version())
     assert daemon.process.poll() is None
+
+
+# --------------------------------------------------------------------------------------------
+# Every limit is reached: max_connections (the others are reached above and in test_hostile.py)
+
+
+def test_connections_over_max_connections_wait_their_turn(folder, daemons):
+    write_slices(os.path.join(folder, "2d"), count=1)
+    daemon = Daemon(write_config(folder, ["d: {format: slices-2d, scan_root: 2d}"], server="server: {max_connections: 2}"))
+    daemons.append(daemon)
+    held = []
+    for _ in range(2):
+        connection = daemon.connection()
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().read() == b'{"status":"ok"}'
+        held.append(connection)
+    # A third connection is queued, not served, while two are open ...
+    waiting = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+    waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    waiting.settimeout(1.5)
+    with pytest.raises(socket.timeout):
+        waiting.recv(1024)
+    # ... and answered once one of them closes.
+    held.pop().close()
+    waiting.settimeout(10)
+    assert waiting.recv(1024).startswith(b"HTTP/1.1 200")
+    waiting.close()
+    for connection in held:
+        connection.close()
+
+
+def test_shutdown_grace_cuts_a_response_that_would_outlast_it(folder, daemons):
+    os.makedirs(os.path.join(folder, "3d"))
+    with h5py.File(os.path.join(folder, "3d", "0000001_V00.h5"), "w") as f:
+        f["volume"] = np.zeros((512, 512, 64), np.float32)  # 64 MiB
+        f["seg"] = np.zeros((4, 4, 4, 1), np.uint8)
+    path = write_config(folder, ["v: {format: volumes-3d, scan_root: 3d}"],
+                        server="server: {shutdown_grace: 1s, idle_timeout: 60s, cache_bytes: 0}", categories="[{id: 0, name: a}]")
+    daemon = Daemon(path)
+    daemons.append(daemon)
+    slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(10)
+        slow.connect(("127.0.0.1", daemon.port))
+        slow.sendall(b"GET /v1/datasets/v/scans/0000001_V00/image?format=raw HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert slow.recv(4096).startswith(b"HTTP/1.1 200")
+        started = time.time()
+        daemon.process.send_signal(signal.SIGTERM)
+        # The response would take minutes at this pace; the grace period ends it after 1 s.
+        daemon.process.wait(timeout=15)
+        assert time.time() - started < 10
+    finally:
+        slow.close()
