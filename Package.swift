@@ -8,9 +8,9 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// Linux only (glibc, /proc, systemd, Debian's libhdf5): MedSegData refuses other platforms.
 let package = Package(
     name: "medsegd",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "medsegd", targets: ["medsegd"]),
         .library(name: "MedSegData", targets: ["MedSegData"]),
@@ -82,6 +82,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 "CMalloc",
             ],
+            // Served as is at /openapi.yaml; docs/openapi.yaml links here.
+            resources: [.embedInCode("OpenAPI/openapi.yaml")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -123,6 +125,8 @@ let package = Package(
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

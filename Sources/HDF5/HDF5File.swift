@@ -1,7 +1,5 @@
 internal import CHDF5
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// An open HDF5 file. Not shared between threads: open, read and let go in one blocking job.
 public final class HDF5File {

@@ -1,7 +1,5 @@
 import CMalloc
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Process-wide settings a file-serving daemon wants, applied once at `serve` start.
 enum ProcessTuning {

@@ -1,23 +1,27 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import HDF5
 import TestSupport
 import Testing
+
+import Glibc
 
 @Suite("HDF5 wrapper: write, then read back")
 struct HDF5RoundTripTests {
     let folder = TemporaryDirectory()
 
-    @Test("every served dtype keeps its values, size and byte order",
-          arguments: [DType.float32, .float64, .float16, .int8, .uint8, .int16, .uint16, .int32, .int64, .bool,
-                      DType(.int, size: 2, byteOrder: .big), DType(.float, size: 4, byteOrder: .big)])
+    @Test(
+        "every served dtype keeps its values, size and byte order",
+        arguments: [
+            DType.float32, .float64, .float16, .int8, .uint8, .int16, .uint16, .int32, .int64, .bool,
+            DType(.int, size: 2, byteOrder: .big), DType(.float, size: 4, byteOrder: .big),
+        ])
     func dtypeRoundTrip(dtype: DType) throws {
         let path = folder.file("\(dtype.numpyDescriptor.replacingSlashes).h5")
         let shape = [3, 4, 2]
         let count = shape.reduce(1, *) * dtype.size
         // Bool elements must be 0 or 1; other types take any byte pattern (float16 too).
-        let bytes: [UInt8] = (0..<count).map { dtype.kind == .bool ? UInt8($0 % 2) : UInt8(($0 * 37 + 11) % 251) & (dtype.kind == .float ? 0x3F : 0xFF) }
+        let bytes: [UInt8] = (0..<count).map {
+            dtype.kind == .bool ? UInt8($0 % 2) : UInt8(($0 * 37 + 11) % 251) & (dtype.kind == .float ? 0x3F : 0xFF)
+        }
         let file = try HDF5File.create(path)
         try bytes.withUnsafeBytes { try file.write("data", dtype: dtype, shape: shape, bytes: $0) }
         let reopened = try HDF5File.open(path)

@@ -10,7 +10,8 @@ struct CollationTests {
 
     @Test("collated channels are summed; the singleton axis is squeezed")
     func sums() {
-        let collated = Collation.collate(mask, selection: CategorySelection([.single(0), .collated([1, 2]), .single(3)]), background: .none, squeezeAxis: 2)
+        let collated = Collation.collate(
+            mask, selection: CategorySelection([.single(0), .collated([1, 2]), .single(3)]), background: .none, squeezeAxis: 2)
         #expect(collated.shape == [1, 2, 3])
         #expect(collated.bytes == [0, 2, 0, 0, 0, 1])
     }
@@ -48,7 +49,8 @@ struct CollationTests {
 
         let bigEndian = DType(.int, size: 2, byteOrder: .big)
         let shorts: [Int16] = [300, 500, -2, 0]
-        let shortMask = Tensor(dtype: bigEndian, shape: [2, 2], bytes: shorts.flatMap { [UInt8(truncatingIfNeeded: $0 >> 8), UInt8(truncatingIfNeeded: $0)] })
+        let shortMask = Tensor(
+            dtype: bigEndian, shape: [2, 2], bytes: shorts.flatMap { [UInt8(truncatingIfNeeded: $0 >> 8), UInt8(truncatingIfNeeded: $0)] })
         let shortOut = Collation.collate(shortMask, selection: CategorySelection([.collated([0, 1])]), background: .none)
         #expect(shortOut.dtype == bigEndian)
         #expect(shortOut.bytes == [0x03, 0x20, 0xFF, 0xFE])  // 800 and -2, big-endian

@@ -24,7 +24,8 @@ struct ConfigLoaderTests {
 
     @Test("the example of CONFIG.md loads with every key")
     func fullExample() throws {
-        let configuration = try load("""
+        let configuration = try load(
+            """
             server:
               host: 0.0.0.0
               port: 9000
@@ -89,8 +90,10 @@ struct ConfigLoaderTests {
 
     @Test("included files add families, in sorted order, and may not hold server keys")
     func includes() throws {
-        folder.write("datasets.d/b.yaml", Fixtures.config(datasets: ["b_set: {format: slices-2d, scan_root: ../b}"]).replacingOccurrences("oai:", "fam_b:"))
-        folder.write("datasets.d/a.yaml", Fixtures.config(datasets: ["a_set: {format: slices-2d, scan_root: ../a}"]).replacingOccurrences("oai:", "fam_a:"))
+        folder.write(
+            "datasets.d/b.yaml", Fixtures.config(datasets: ["b_set: {format: slices-2d, scan_root: ../b}"]).replacingOccurrences("oai:", "fam_b:"))
+        folder.write(
+            "datasets.d/a.yaml", Fixtures.config(datasets: ["a_set: {format: slices-2d, scan_root: ../a}"]).replacingOccurrences("oai:", "fam_a:"))
         let configuration = try load("include: [datasets.d/*.yaml]\n")
         #expect(configuration.files == [folder.path + "/medsegd.yaml", folder.path + "/datasets.d/a.yaml", folder.path + "/datasets.d/b.yaml"])
         #expect(configuration.datasets.map(\.name) == ["a_set", "b_set"])
@@ -114,23 +117,32 @@ struct ConfigLoaderTests {
         #expect(message.contains(folder.path + "/more.yaml:"))
     }
 
-    @Test("unknown keys are errors naming the key, the place and the file, at every level",
-          arguments: [
+    @Test(
+        "unknown keys are errors naming the key, the place and the file, at every level",
+        arguments: [
             ("server: {prot: 1}\n", "unknown key 'prot' in 'server'"),
             ("server: {tls: {cert: a}}\n", "unknown key 'cert' in 'server.tls'"),
             ("serve: {}\n", "unknown key 'serve' in the main config file"),
             ("families: {f: {categories: [{id: 0, name: a}], datasets: {}, extra: 1}}\n", "unknown key 'extra' in family 'f'"),
-            ("families: {f: {categories: [{id: 0, name: a, colour: [1, 2, 3]}], datasets: {}}}\n", "unknown key 'colour' in category 0 of family 'f'"),
-            ("families: {f: {categories: [{id: 0, name: a}], datasets: {d: {format: slices-2d, scanroot: /x}}}}\n", "unknown key 'scanroot' in dataset 'd'"),
-          ])
+            (
+                "families: {f: {categories: [{id: 0, name: a, colour: [1, 2, 3]}], datasets: {}}}\n",
+                "unknown key 'colour' in category 0 of family 'f'"
+            ),
+            (
+                "families: {f: {categories: [{id: 0, name: a}], datasets: {d: {format: slices-2d, scanroot: /x}}}}\n",
+                "unknown key 'scanroot' in dataset 'd'"
+            ),
+        ])
     func unknownKeys(yaml: String, expected: String) throws {
         let found = errors(yaml)
-        #expect(found.contains { $0.message.contains(expected) && $0.location.file == folder.path + "/medsegd.yaml" && $0.location.line == 1 },
-                "\(found)")
+        #expect(
+            found.contains { $0.message.contains(expected) && $0.location.file == folder.path + "/medsegd.yaml" && $0.location.line == 1 },
+            "\(found)")
     }
 
-    @Test("categories, abbreviations and colors must be 1-to-1 and well formed",
-          arguments: [
+    @Test(
+        "categories, abbreviations and colors must be 1-to-1 and well formed",
+        arguments: [
             ("[{id: 0, name: a, abbrev: x}, {id: 1, name: b}]", "category 'b' of family 'f' has no 'abbrev' but others do"),
             ("[{id: 0, name: a, color: [1, 2, 3]}, {id: 1, name: b}]", "category 'b' of family 'f' has no 'color'"),
             ("[{id: 0, name: a}, {id: 0, name: b}]", "share the id 0"),
@@ -144,28 +156,30 @@ struct ConfigLoaderTests {
             ("[{id: x, name: a}]", "must be a whole number"),
             ("[{name: a}]", "category 0 of family 'f' has no 'id'"),
             ("[]", "must be a non-empty list"),
-          ])
+        ])
     func categoryValidation(categories: String, expected: String) throws {
         let found = errors("families: {f: {categories: \(categories), datasets: {d: {format: slices-2d, scan_root: /x}}}}\n")
         #expect(found.contains { $0.message.contains(expected) }, "\(found)")
     }
 
-    @Test("server values are checked",
-          arguments: [
+    @Test(
+        "server values are checked",
+        arguments: [
             ("server: {port: 70000}\n", "server.port must be in 0...65535"),
             ("server: {port: eighty}\n", "server.port must be a whole number"),
             ("server: {cache_bytes: lots}\n", "server.cache_bytes must be a size"),
             ("server: {max_batch_items: 0}\n", "server.max_batch_items must be in 1..."),
             ("server: {tls: {certificate: a.pem}}\n", "needs both 'certificate' and 'private_key'"),
             ("server: {tls: {certificate: null, private_key: k.pem}}\n", "needs both 'certificate' and 'private_key'"),
-          ])
+        ])
     func serverValidation(yaml: String, expected: String) throws {
         let found = errors(yaml)
         #expect(found.contains { $0.message.contains(expected) }, "\(found)")
     }
 
-    @Test("dataset entries are checked",
-          arguments: [
+    @Test(
+        "dataset entries are checked",
+        arguments: [
             ("{d: {scan_root: /x}}", "dataset 'd' has no 'format'"),
             ("{d: {format: slices-3d, scan_root: /x}}", "unknown format 'slices-3d'"),
             ("{d: {format: slices-2d}}", "needs 'scan_root'"),
@@ -175,7 +189,7 @@ struct ConfigLoaderTests {
             ("{d: {format: slices-2d, scan_root: /x, metadata: {category_ids: [1]}}}", "is derived from 'categories'"),
             ("{d: {format: slices-2d, scan_root: /x, metadata: {spacing: [0, 1]}}}", "'spacing' of dataset 'd' must be a list of positive numbers"),
             ("{d: {format: slices-2d, scan_root: /x, metadata: {evaluator_type: 3}}}", "'evaluator_type' of dataset 'd' must be a string"),
-          ])
+        ])
     func datasetValidation(datasets: String, expected: String) throws {
         let found = errors("families: {f: {categories: [{id: 0, name: a}], datasets: \(datasets)}}\n")
         #expect(found.contains { $0.message.contains(expected) }, "\(found)")
@@ -201,7 +215,8 @@ struct ConfigLoaderTests {
 
     @Test("every error of a file is reported in one pass")
     func collectsAll() throws {
-        let found = errors("server: {port: -1, hots: x}\nfamilies: {f: {categories: [{id: 0, name: a}], datasets: {d: {format: nope, scan_root: /x}}}}\n")
+        let found = errors(
+            "server: {port: -1, hots: x}\nfamilies: {f: {categories: [{id: 0, name: a}], datasets: {d: {format: nope, scan_root: /x}}}}\n")
         #expect(found.count == 3)
     }
 }

@@ -1,10 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import HDF5
 import MedSegData
 import TestSupport
 import Testing
+
+import Glibc
 
 @Suite("Direct reads (pread + zlib) give the bytes HDF5 gives")
 struct DirectReadTests {
@@ -35,10 +34,12 @@ struct DirectReadTests {
                 let options = TensorOptions(region: try Region(parsing: text), categories: CategorySelection([.collated([0, 2]), .single(1)]))
                 // Twice through the direct reader: the first read maps the file, the second uses the map.
                 for _ in 0..<2 {
-                    #expect(try direct.image(item: item, options: options).readAll() == (try library.image(item: item, options: options).readAll()),
-                            "\(entry.dicts[item].fileName) region \(text)")
-                    #expect(try direct.mask(item: item, options: options).readAll() == (try library.mask(item: item, options: options).readAll()),
-                            "\(entry.dicts[item].fileName) region \(text)")
+                    #expect(
+                        try direct.image(item: item, options: options).readAll() == (try library.image(item: item, options: options).readAll()),
+                        "\(entry.dicts[item].fileName) region \(text)")
+                    #expect(
+                        try direct.mask(item: item, options: options).readAll() == (try library.mask(item: item, options: options).readAll()),
+                        "\(entry.dicts[item].fileName) region \(text)")
                 }
             }
         }
@@ -53,7 +54,8 @@ struct DirectReadTests {
         let reader = TensorReader(entry: entry)
         let before = try reader.image(item: 0, options: TensorOptions()).readAll()
         // Different layout and values: the old offsets would read garbage.
-        try Fixtures.writeVolume(into: HDF5File.create(root + "/0000001_V00.h5"), shape: [4, 4, 4], seed: 2, layout: .chunked([2, 2, 2], gzipLevel: 3))
+        try Fixtures.writeVolume(
+            into: HDF5File.create(root + "/0000001_V00.h5"), shape: [4, 4, 4], seed: 2, layout: .chunked([2, 2, 2], gzipLevel: 3))
         let after = try reader.image(item: 0, options: TensorOptions()).readAll()
         #expect(after != before)
         #expect(after.bytes == Fixtures.imageValues(count: 64, seed: 2).withUnsafeBytes { Array($0) })

@@ -26,8 +26,10 @@ struct Slices2DTests {
     func dicts() throws {
         let root = folder.folder("train")
         // Written out of order on purpose; subject 12 sorts after subject 9 only by its padded name.
-        for name in ["0000012_V01-Aug00_002", "0000009_V00-Aug01_001", "0000012_V01-Aug00_001", "0000009_V00-Aug00_001",
-                     "0000009_V00-Aug00_003", "0000009_V00-Aug00_002"] {
+        for name in [
+            "0000012_V01-Aug00_002", "0000009_V00-Aug01_001", "0000012_V01-Aug00_001", "0000009_V00-Aug00_001",
+            "0000009_V00-Aug00_003", "0000009_V00-Aug00_002",
+        ] {
             try Fixtures.writeSlice(in: root, name, labeled: name != "0000009_V00-Aug00_003")
         }
         folder.write("train/notes.txt", "ignored silently")
@@ -36,10 +38,11 @@ struct Slices2DTests {
 
         let (entry, catalog) = try register("train2d: {format: slices-2d, scan_root: train}", in: folder)
         let dicts = try #require(entry?.dicts)
-        #expect(dicts.map { Paths.fileName(of: $0.fileName) } == [
-            "0000009_V00-Aug00_001.im", "0000009_V00-Aug00_002.im", "0000009_V00-Aug00_003.im",
-            "0000009_V00-Aug01_001.im", "0000012_V01-Aug00_001.im", "0000012_V01-Aug00_002.im",
-        ])
+        #expect(
+            dicts.map { Paths.fileName(of: $0.fileName) } == [
+                "0000009_V00-Aug00_001.im", "0000009_V00-Aug00_002.im", "0000009_V00-Aug00_003.im",
+                "0000009_V00-Aug01_001.im", "0000012_V01-Aug00_001.im", "0000012_V01-Aug00_002.im",
+            ])
         let first = dicts[0]
         #expect(first.fileName == root + "/0000009_V00-Aug00_001.im")
         #expect(first.semSegFile == root + "/0000009_V00-Aug00_001.seg")
@@ -61,10 +64,11 @@ struct Slices2DTests {
         // The dict as JSON: MedSegPy's key names and order, no sem_seg_file when unlabeled.
         var writer = JSONWriter()
         dicts[2].write(to: &writer)
-        #expect(String(decoding: writer.bytes, as: UTF8.self) == """
-            {"file_name":"\(root)/0000009_V00-Aug00_003.im","scan_id":"0000009_V00","subject_id":9,"time_point":0,\
-            "slice_id":3,"scan_num_slices":3,"aug":0}
-            """)
+        #expect(
+            String(decoding: writer.bytes, as: UTF8.self) == """
+                {"file_name":"\(root)/0000009_V00-Aug00_003.im","scan_id":"0000009_V00","subject_id":9,"time_point":0,\
+                "slice_id":3,"scan_num_slices":3,"aug":0}
+                """)
 
         // Scans group by subject and time point, volumes by augmentation, items in slice order.
         let scans = try #require(entry?.scans)
@@ -88,21 +92,23 @@ struct Slices2DTests {
 struct SliceNameTests {
     @Test func parses() throws {
         let name = try #require(SliceName(stem: "9311328_V01-Aug04_072"))
-        #expect(name == SliceName(subjectID: 9311328, timePoint: 1, aug: 4, sliceID: 72))
+        #expect(name == SliceName(subjectID: 9_311_328, timePoint: 1, aug: 4, sliceID: 72))
         #expect(name.scanID == "9311328_V01")
         #expect(name.stem == "9311328_V01-Aug04_072")
         #expect(SliceName(stem: "12345678_V100-Aug00_1000")?.sliceID == 1000, "wider numbers than the padding still match")
     }
 
-    @Test(arguments: ["", "0000001_V00-Aug00", "0000001_V00_Aug00_001", "x0000001_V00-Aug00_001", "0000001_V00-Aug00_001x",
-                      "0000001_V-Aug00_001", "0000001_V00-Aug00_0 01", "1234567890123456789_V00-Aug00_001"])
+    @Test(arguments: [
+        "", "0000001_V00-Aug00", "0000001_V00_Aug00_001", "x0000001_V00-Aug00_001", "0000001_V00-Aug00_001x",
+        "0000001_V-Aug00_001", "0000001_V00-Aug00_0 01", "1234567890123456789_V00-Aug00_001",
+    ])
     func rejects(stem: String) {
         #expect(SliceName(stem: stem) == nil)
     }
 
     @Test func scanNames() {
         #expect(ScanName(searching: "0000004_V00.h5")?.scanID == "0000004_V00")
-        #expect(ScanName(searching: "knee_9311328_V01_whitened.h5")?.subjectID == 9311328)
+        #expect(ScanName(searching: "knee_9311328_V01_whitened.h5")?.subjectID == 9_311_328)
         #expect(ScanName(searching: "volume.h5") == nil)
     }
 }
@@ -138,10 +144,11 @@ struct Volumes3DTests {
 
         var writer = JSONWriter()
         dicts[0].write(to: &writer)
-        #expect(String(decoding: writer.bytes, as: UTF8.self) == """
-            {"file_name":"\(root)/0000001_V00.h5","sem_seg_file":"\(root)/0000001_V00.h5","scan_id":"0000001_V00",\
-            "subject_id":1,"time_point":0,"image_size":[4,4,3]}
-            """)
+        #expect(
+            String(decoding: writer.bytes, as: UTF8.self) == """
+                {"file_name":"\(root)/0000001_V00.h5","sem_seg_file":"\(root)/0000001_V00.h5","scan_id":"0000001_V00",\
+                "subject_id":1,"time_point":0,"image_size":[4,4,3]}
+                """)
         #expect(entry?.scans[1].volumes == [ScanVolume(aug: 0, numSlices: 5, items: [1])])
     }
 
@@ -171,7 +178,9 @@ struct ManifestTests {
 
     @Test("a JSON array keeps every key in order; paths become absolute")
     func array() throws {
-        folder.write("m/manifest.json", """
+        folder.write(
+            "m/manifest.json",
+            """
             [{"file_name": "slices/a.im", "sem_seg_file": "slices/a.seg", "scan_id": "s1", "slice_id": 1, "weight": 0.50, "tags": ["x"]},
              {"file_name": "other/../slices/b.im", "scan_id": "s1", "slice_id": 2, "scan_spacing": [1, 1, 2], "subject_id": 3}]
             """)
@@ -182,10 +191,11 @@ struct ManifestTests {
         #expect(dicts[0].manifestFields?.keys == ["file_name", "sem_seg_file", "scan_id", "slice_id", "weight", "tags"])
         var writer = JSONWriter()
         dicts[0].write(to: &writer)
-        #expect(String(decoding: writer.bytes, as: UTF8.self) == """
-            {"file_name":"\(folder.path)/m/slices/a.im","sem_seg_file":"\(folder.path)/m/slices/a.seg","scan_id":"s1",\
-            "slice_id":1,"weight":0.50,"tags":["x"]}
-            """)
+        #expect(
+            String(decoding: writer.bytes, as: UTF8.self) == """
+                {"file_name":"\(folder.path)/m/slices/a.im","sem_seg_file":"\(folder.path)/m/slices/a.seg","scan_id":"s1",\
+                "slice_id":1,"weight":0.50,"tags":["x"]}
+                """)
         #expect(dicts[1].subjectID == 3)
         #expect(entry?.numSubjects == 1)
         #expect(entry?.scans.first?.volumes.first?.items == [0, 1])
@@ -198,9 +208,11 @@ struct ManifestTests {
         #expect(entry?.dicts.map(\.augmentation) == [0, 2])
     }
 
-    @Test("paths outside the manifest's folder and roots are refused; roots widen it", arguments: [
-        ("../outside.im", false), ("/etc/passwd", false), ("sub/../../x.im", false), ("sub/x.im", true),
-    ])
+    @Test(
+        "paths outside the manifest's folder and roots are refused; roots widen it",
+        arguments: [
+            ("../outside.im", false), ("/etc/passwd", false), ("sub/../../x.im", false), ("sub/x.im", true),
+        ])
     func containment(path: String, accepted: Bool) throws {
         folder.write("m/manifest.json", "[{\"file_name\": \"\(path)\"}]")
         let (entry, catalog) = try register("custom: {format: manifest, path: m/manifest.json}", in: folder)
@@ -219,13 +231,15 @@ struct ManifestTests {
         #expect(catalog["custom"]?.dicts.first?.fileName == elsewhere + "/x.im")
     }
 
-    @Test("malformed manifests are errors that say where", arguments: [
-        ("[{\"file_name\": \"a.im\"}, 3]", "item 1 is a number"),
-        ("[{\"scan_id\": \"x\"}]", "item 0: has no 'file_name'"),
-        ("[{\"file_name\": \"a.im\", \"subject_id\": \"7\"}]", "'subject_id' must be a whole number"),
-        ("{\"file_name\": \"a.im\"}\n{broken\n", "line 2: invalid JSON"),
-        ("[{\"file_name\": \"a.im\"}", "invalid JSON"),
-    ])
+    @Test(
+        "malformed manifests are errors that say where",
+        arguments: [
+            ("[{\"file_name\": \"a.im\"}, 3]", "item 1 is a number"),
+            ("[{\"scan_id\": \"x\"}]", "item 0: has no 'file_name'"),
+            ("[{\"file_name\": \"a.im\", \"subject_id\": \"7\"}]", "'subject_id' must be a whole number"),
+            ("{\"file_name\": \"a.im\"}\n{broken\n", "line 2: invalid JSON"),
+            ("[{\"file_name\": \"a.im\"}", "invalid JSON"),
+        ])
     func malformed(text: String, expected: String) throws {
         folder.write("bad.json", text)
         let (entry, catalog) = try register("bad: {format: manifest, path: bad.json}", in: folder)
@@ -239,14 +253,16 @@ struct MetadataTests {
     @Test("collated ids become lists; contiguous ids are pairs; extra keys follow")
     func json() {
         let metadata = DatasetMetadata(
-            scanRoot: "/data", categories: [
+            scanRoot: "/data",
+            categories: [
                 CategorySpec(id: .single(0), name: "fc", abbreviation: "fc", color: [1, 2, 3]),
                 CategorySpec(id: .collated([1, 2]), name: "tc", abbreviation: "tc", color: [4, 5, 6]),
             ], extra: JSONObject([("spacing", .array([.number("0.3125")]))]))
-        #expect(String(decoding: JSONWriter.encode(.object(metadata.json)), as: UTF8.self) == """
-            {"scan_root":"/data","category_ids":[0,[1,2]],"categories":["fc","tc"],"category_abbreviations":["fc","tc"],\
-            "category_colors":[[1,2,3],[4,5,6]],"category_id_to_contiguous_id":[[0,0],[[1,2],1]],\
-            "evaluator_type":"SemSegEvaluator","spacing":[0.3125]}
-            """)
+        #expect(
+            String(decoding: JSONWriter.encode(.object(metadata.json)), as: UTF8.self) == """
+                {"scan_root":"/data","category_ids":[0,[1,2]],"categories":["fc","tc"],"category_abbreviations":["fc","tc"],\
+                "category_colors":[[1,2,3],[4,5,6]],"category_id_to_contiguous_id":[[0,0],[[1,2],1]],\
+                "evaluator_type":"SemSegEvaluator","spacing":[0.3125]}
+                """)
     }
 }

@@ -1,6 +1,7 @@
 import HDF5
-@testable import MedSegData
 import Testing
+
+@testable import MedSegData
 
 /// Seeded random inputs (including 0, negatives, Int.max and empty shapes) checked against small
 /// reference implementations written the obvious way: Python's slice rules, MedSegPy's
@@ -83,8 +84,9 @@ struct PropertyTests {
             values.withUnsafeBytes { source in
                 gathered.withUnsafeMutableBytes { output in
                     guard count > 0, !output.isEmpty else { return }
-                    Gather.copy(source.baseAddress!, blockOrigin: [Int](repeating: 0, count: rank), blockShape: shape,
-                                selection: resolved.hyperslab, output: output.baseAddress!, elementSize: 2)
+                    Gather.copy(
+                        source.baseAddress!, blockOrigin: [Int](repeating: 0, count: rank), blockShape: shape,
+                        selection: resolved.hyperslab, output: output.baseAddress!, elementSize: 2)
                 }
             }
             #expect(gathered == Self.walk(resolved.hyperslab, shape: shape).map { UInt16($0) })
@@ -94,7 +96,10 @@ struct PropertyTests {
     static func walk(_ slab: Hyperslab, shape: [Int]) -> [Int] {
         var result: [Int] = []
         func visit(_ axis: Int, _ offset: Int) {
-            if axis == shape.count { result.append(offset); return }
+            if axis == shape.count {
+                result.append(offset)
+                return
+            }
             let stride = shape[(axis + 1)...].reduce(1, *)
             for k in 0..<slab.count[axis] { visit(axis + 1, offset + (slab.start[axis] + k * slab.stride[axis]) * stride) }
         }
@@ -107,18 +112,22 @@ struct PropertyTests {
         var random = Random(state: 2)
         for dtype in [DType.bool, .uint8, .int8, .int16.withByteOrder(.big), .uint16, .int32, .float32, .float64.withByteOrder(.big)] {
             for _ in 0..<200 {
-                let channels = random.int(1...6), pixels = random.int(0...9)
+                let channels = random.int(1...6)
+                let pixels = random.int(0...9)
                 let stored: [Double] = (0..<(channels * pixels)).map { _ in
-                    dtype.kind == .bool ? Double(random.int(0...1)) : dtype.kind == .float ? Double(random.int(-3...3)) / 2 : Double(random.int(0...3))
+                    dtype.kind == .bool
+                        ? Double(random.int(0...1)) : dtype.kind == .float ? Double(random.int(-3...3)) / 2 : Double(random.int(0...3))
                 }
-                let selection = CategorySelection((0..<random.int(1...4)).map { _ in
-                    var group = Array(Set((0..<random.int(1...3)).map { _ in random.int(0...channels - 1) }))
-                    group.sort()
-                    return group.count == 1 ? .single(group[0]) : .collated(group)
-                })
+                let selection = CategorySelection(
+                    (0..<random.int(1...4)).map { _ in
+                        var group = Array(Set((0..<random.int(1...3)).map { _ in random.int(0...channels - 1) }))
+                        group.sort()
+                        return group.count == 1 ? .single(group[0]) : .collated(group)
+                    })
                 let background = random.pick([BackgroundChannel.none, .first, .last])
                 let input = Self.encode(stored, dtype)
-                let output = Collation.collate(Tensor(dtype: dtype, shape: [pixels, channels], bytes: input), selection: selection, background: background)
+                let output = Collation.collate(
+                    Tensor(dtype: dtype, shape: [pixels, channels], bytes: input), selection: selection, background: background)
                 var expected: [Double] = []
                 for pixel in 0..<pixels {
                     var classes: [Double] = selection.ids.map { id in
@@ -171,13 +180,16 @@ struct PropertyTests {
     @Test("floats convert to every integer dtype by the documented rule: NaN 0, out of range saturates")
     func conversion() {
         var random = Random(state: 3)
-        let specials: [Double] = [.nan, .infinity, -.infinity, 0, -0.0, 0.5, -0.5, 1e30, -1e30, 255.9, 256, -129, 127.9, 65535.5, 65536,
-                                  4294967295.5, 4294967296, Double(Int64.max), 9223372036854775808, -9223372036854775808,
-                                  -9223372036854777856, Double(UInt64.max), 18446744073709551616, .greatestFiniteMagnitude]
+        let specials: [Double] = [
+            .nan, .infinity, -.infinity, 0, -0.0, 0.5, -0.5, 1e30, -1e30, 255.9, 256, -129, 127.9, 65535.5, 65536,
+            4294967295.5, 4_294_967_296, Double(Int64.max), 9_223_372_036_854_775_808, -9_223_372_036_854_775_808,
+            -9_223_372_036_854_777_856, Double(UInt64.max), 18_446_744_073_709_551_616, .greatestFiniteMagnitude,
+        ]
         var values = specials
         for _ in 0..<2000 { values.append(Double(bitPattern: random.next())) }
         for dtype in [DType.uint8, .int8, .uint16, .int16, .uint32, .int32, .uint64, .int64] {
-            let input = Tensor(dtype: .float64, shape: [values.count], bytes: values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
+            let input = Tensor(
+                dtype: .float64, shape: [values.count], bytes: values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
             let output = Conversion.convert(input, to: dtype)
             for (index, value) in values.enumerated() {
                 var bits: UInt64 = 0

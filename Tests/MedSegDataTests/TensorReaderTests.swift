@@ -92,7 +92,9 @@ struct TensorReaderTests {
         #expect(missing?.kind == .unprocessable)
         #expect(missing?.message.contains("slice 3 is missing") == true)
         let shapes = #expect(throws: TensorError.self) { try reader.scanImage("0000002_V00", aug: 0, options: TensorOptions()) }
-        #expect(shapes?.message.contains("0000002_V00-Aug00_001.im (item 3) has shape [8, 6, 1] but 0000002_V00-Aug00_002.im (item 4) has [9, 6, 1]") == true, "\(String(describing: shapes))")
+        #expect(
+            shapes?.message.contains("0000002_V00-Aug00_001.im (item 3) has shape [8, 6, 1] but 0000002_V00-Aug00_002.im (item 4) has [9, 6, 1]")
+                == true, "\(String(describing: shapes))")
         let unknownScan = #expect(throws: TensorError.self) { try reader.scanImage("nope", aug: 0, options: TensorOptions()) }
         #expect(unknownScan?.kind == .notFound)
         let unknownAug = #expect(throws: TensorError.self) { try reader.scanImage("0000002_V00", aug: 3, options: TensorOptions()) }
@@ -103,7 +105,8 @@ struct TensorReaderTests {
     func volumes() throws {
         let root = folder.folder("3d")
         try Fixtures.writeVolume(into: HDF5File.create(root + "/0000001_V00.h5"), shape: [6, 5, 4], seed: 2)
-        try Fixtures.writeVolume(into: HDF5File.create(root + "/0000002_V00.h5"), shape: [6, 5, 4], seed: 2, layout: .chunked([2, 2, 2], gzipLevel: 6))
+        try Fixtures.writeVolume(
+            into: HDF5File.create(root + "/0000002_V00.h5"), shape: [6, 5, 4], seed: 2, layout: .chunked([2, 2, 2], gzipLevel: 6))
         let reader = TensorReader(entry: try entry("v: {format: volumes-3d, scan_root: 3d}"))
         let flat = try reader.image(item: 0, options: TensorOptions(region: try Region(parsing: "1:4,::2,2"))).readAll()
         let zipped = try reader.image(item: 1, options: TensorOptions(region: try Region(parsing: "1:4,::2,2"))).readAll()
@@ -132,7 +135,9 @@ struct TensorReaderTests {
         let root = folder.folder("2d")
         let bigEndian = DType(.int, size: 2, byteOrder: .big)
         let bytes: [UInt8] = (0..<24).map { UInt8($0 * 7 % 256) }
-        try bytes.withUnsafeBytes { try HDF5File.create(root + "/0000001_V00-Aug00_001.im").write("data", dtype: bigEndian, shape: [3, 4, 1], bytes: $0) }
+        try bytes.withUnsafeBytes {
+            try HDF5File.create(root + "/0000001_V00-Aug00_001.im").write("data", dtype: bigEndian, shape: [3, 4, 1], bytes: $0)
+        }
         let reader = TensorReader(entry: try entry("d: {format: slices-2d, scan_root: 2d}"))
         let image = try reader.image(item: 0, options: TensorOptions()).readAll()
         #expect(image.dtype.numpyDescriptor == ">i2")
@@ -145,7 +150,9 @@ struct TensorReaderTests {
         try Fixtures.writeSlice(in: root, "0000001_V00-Aug00_001", channels: 3)
         try Fixtures.writeSlice(in: root, "0000001_V00-Aug00_002", labeled: false)
         let reader = TensorReader(entry: try entry("d: {format: slices-2d, scan_root: 2d}"))
-        let asked = #expect(throws: TensorError.self) { try reader.mask(item: 0, options: TensorOptions(categories: CategorySelection([.single(7)]))) }
+        let asked = #expect(throws: TensorError.self) {
+            try reader.mask(item: 0, options: TensorOptions(categories: CategorySelection([.single(7)])))
+        }
         #expect(asked?.kind == .invalidRequest)
         #expect(asked?.message == "categories select channel 7, but the stored mask has 3 channels (0...2)")
         let configured = #expect(throws: TensorError.self) { try reader.mask(item: 0, options: TensorOptions()) }
@@ -164,9 +171,11 @@ struct TensorReaderTests {
         try HDF5File.create(root + "/0000001_V00-Aug00_002.im").write("image", [Float](repeating: 0, count: 4), shape: [2, 2, 1])
         try HDF5File.create(root + "/0000001_V00-Aug00_003.im").writeString("data", "text")
         let reader = TensorReader(entry: try entry("d: {format: slices-2d, scan_root: 2d}"))
-        for (item, message) in [(0, "item 0 (0000001_V00-Aug00_001.im) cannot be opened: not an HDF5 file"),
-                                (1, "item 1 (0000001_V00-Aug00_002.im) has no dataset 'data'"),
-                                (2, "item 2 (0000001_V00-Aug00_003.im) cannot serve 'data': its element type")] {
+        for (item, message) in [
+            (0, "item 0 (0000001_V00-Aug00_001.im) cannot be opened: not an HDF5 file"),
+            (1, "item 1 (0000001_V00-Aug00_002.im) has no dataset 'data'"),
+            (2, "item 2 (0000001_V00-Aug00_003.im) cannot serve 'data': its element type"),
+        ] {
             let error = #expect(throws: TensorError.self) { try reader.image(item: item, options: TensorOptions()) }
             #expect(error?.kind == .unprocessable)
             #expect(error?.message.hasPrefix(message) == true, "\(String(describing: error))")

@@ -1,8 +1,9 @@
 import Logging
 import MedSegData
-@testable import MedSegServer
 import TestSupport
 import Testing
+
+@testable import MedSegServer
 
 /// Issue 10's smaller findings, each at the unit that decides it.
 @Suite("Hardening: query decoding, token comparison, load order")
@@ -74,10 +75,12 @@ struct HardeningTests {
         next.accessLog = false
         next.port = 9090
         next.cacheBytes = ByteSize(bytes: 0)
-        let applied = running.applyingLiveChanges(from: next)
-        #expect(applied.maxBatchItems == 8 && applied.maxResponseBytes == next.maxResponseBytes && applied.maxBodyBytes == next.maxBodyBytes && !applied.accessLog)
+        let applied = running.applyingReloadableKeys(from: next)
+        #expect(
+            applied.maxBatchItems == 8 && applied.maxResponseBytes == next.maxResponseBytes && applied.maxBodyBytes == next.maxBodyBytes
+                && !applied.accessLog)
         #expect(applied.port == 8080 && applied.cacheBytes == running.cacheBytes)
-        #expect(running.settingsNeedingRestart(for: next) == ["port", "cache_bytes"])
+        #expect(running.keysNeedingRestart(toBecome: next) == ["port", "cache_bytes"])
     }
 
     @Test("a channel repeated within a class is refused; classes may share channels")

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import AsyncHTTPClient
 import Foundation
 import Logging
@@ -12,6 +9,8 @@ import NIOPosix
 import NIOSSL
 import TestSupport
 import Testing
+
+import Glibc
 
 @Suite("Operations: tokens, metrics, TLS, systemd notifications")
 struct OperationsTests {
@@ -75,11 +74,14 @@ struct OperationsTests {
     @Test("TLS from a certificate and key: HTTPS only")
     func tls() async throws {
         let folder = fixture.folder
-        let certificate = folder.path + "/cert.pem", key = folder.path + "/key.pem"
+        let certificate = folder.path + "/cert.pem"
+        let key = folder.path + "/key.pem"
         let openssl = Process()
         openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "1",
-                             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+        openssl.arguments = [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ]
         openssl.standardOutput = FileHandle.nullDevice
         openssl.standardError = FileHandle.nullDevice
         try openssl.run()

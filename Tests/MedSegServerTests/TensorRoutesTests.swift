@@ -18,16 +18,22 @@ struct TensorFixture {
         try Fixtures.writeSlice(in: slices, "0000003_V00-Aug00_001", height: 10, width: 6, seed: 4)
         let typed = folder.folder("typed")
         let bigEndian = DType(.int, size: 2, byteOrder: .big)
-        try TensorFixture.bigEndianBytes.withUnsafeBytes { try HDF5File.create(typed + "/0000001_V00-Aug00_001.im").write("data", dtype: bigEndian, shape: [2, 3, 1], bytes: $0) }
-        try HDF5File.create(typed + "/0000001_V00-Aug00_001.seg").write("data", [true, false, false, true, true, true, false, false, true, false, true, false], shape: [2, 3, 1, 2])
+        try TensorFixture.bigEndianBytes.withUnsafeBytes {
+            try HDF5File.create(typed + "/0000001_V00-Aug00_001.im").write("data", dtype: bigEndian, shape: [2, 3, 1], bytes: $0)
+        }
+        try HDF5File.create(typed + "/0000001_V00-Aug00_001.seg").write(
+            "data", [true, false, false, true, true, true, false, false, true, false, true, false], shape: [2, 3, 1, 2])
         let volumes = folder.folder("3d")
         try Fixtures.writeVolume(into: HDF5File.create(volumes + "/0000004_V00.h5"), shape: [600, 600, 8], channels: 6, seed: 5)
-        try Fixtures.writeVolume(into: HDF5File.create(volumes + "/0000005_V00.h5"), shape: [16, 12, 6], seed: 6, layout: .chunked([4, 4, 3], gzipLevel: 4))
-        let path = folder.write("medsegd.yaml", Fixtures.config(datasets: [
-            "oai_2d: {format: slices-2d, scan_root: 2d}",
-            "typed: {format: slices-2d, scan_root: typed, categories: [{id: 0, name: a}, {id: 1, name: b}]}",
-            "oai_3d: {format: volumes-3d, scan_root: 3d}",
-        ]))
+        try Fixtures.writeVolume(
+            into: HDF5File.create(volumes + "/0000005_V00.h5"), shape: [16, 12, 6], seed: 6, layout: .chunked([4, 4, 3], gzipLevel: 4))
+        let path = folder.write(
+            "medsegd.yaml",
+            Fixtures.config(datasets: [
+                "oai_2d: {format: slices-2d, scan_root: 2d}",
+                "typed: {format: slices-2d, scan_root: typed, categories: [{id: 0, name: a}, {id: 1, name: b}]}",
+                "oai_3d: {format: volumes-3d, scan_root: 3d}",
+            ]))
         catalog = CatalogLoader.load(try ConfigLoader.load(path: path), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
@@ -68,7 +74,8 @@ struct TensorRoutesTests {
 
             let accepted = try await client.request("/v1/datasets/oai_2d/items/1/image", headers: [("Accept", "application/octet-stream")])
             #expect(accepted.body == array.data)
-            let preferred = try await client.request("/v1/datasets/oai_2d/items/1/image", headers: [("Accept", "application/x-npy;q=0.5, application/octet-stream")])
+            let preferred = try await client.request(
+                "/v1/datasets/oai_2d/items/1/image", headers: [("Accept", "application/x-npy;q=0.5, application/octet-stream")])
             #expect(preferred.headers["content-type"].first == "application/octet-stream")
         }
     }
@@ -88,7 +95,8 @@ struct TensorRoutesTests {
             let mask = try NumpyDecoding.npy(try await client.get("/v1/datasets/typed/items/0/mask").body)
             #expect(mask.descriptor == "|b1")
             #expect(mask.shape == [2, 3, 2])
-            let merged = try NumpyDecoding.npy(try await client.get("/v1/datasets/typed/items/0/mask?categories=%5B%5B0,1%5D%5D&background=last").body)
+            let merged = try NumpyDecoding.npy(
+                try await client.get("/v1/datasets/typed/items/0/mask?categories=%5B%5B0,1%5D%5D&background=last").body)
             #expect(merged.data == [1, 0, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0])
         }
     }
@@ -104,7 +112,8 @@ struct TensorRoutesTests {
             for pixel in 0..<48 { expected += Expected.collate(Array(stored[(pixel * 6)..<(pixel * 6 + 6)]), oai) }
             #expect(mask.data == expected)
 
-            let custom = try NumpyDecoding.npy(try await client.get("/v1/datasets/oai_2d/items/0/mask?categories=%5B5,%5B0,3%5D%5D&background=first&region=0:2,0:1").body)
+            let custom = try NumpyDecoding.npy(
+                try await client.get("/v1/datasets/oai_2d/items/0/mask?categories=%5B5,%5B0,3%5D%5D&background=first&region=0:2,0:1").body)
             #expect(custom.shape == [2, 1, 3])
             var customExpected: [UInt8] = []
             for pixel in [0, 6] {

@@ -1,11 +1,13 @@
 import AsyncHTTPClient
+import HTTPTypes
 import Hummingbird
+import HummingbirdTesting
 import Logging
 import MedSegData
 import MedSegServer
+import Metrics
 import NIOCore
 import NIOHTTP1
-import Metrics
 import Prometheus
 import ServiceLifecycle
 
@@ -41,6 +43,16 @@ func withTestServer(
     }
 }
 
+/// The same application without a socket: requests go straight to the router
+/// (HummingbirdTesting's `.router`), for route tests where no byte needs to cross a connection.
+func withRouterTest(store: CatalogStore, settings: ServerSettings = ServerSettings(), _ body: (TestClient) async throws -> Void) async throws {
+    let state = ServerState(settings: settings, store: store, cache: ResponseCache(budget: settings.cacheBytes.bytes), metrics: TestMetrics.shared)
+    let app = Application(router: MedSegServer.makeRouter(state: state))
+    // `test` wants a @Sendable closure; `body` runs inside this call, before it returns.
+    nonisolated(unsafe) let body = body
+    try await app.test(.router) { client in try await body(TestClient(router: client)) }
+}
+
 enum TestServerError: Error { case didNotStart }
 
 /// swift-metrics is bootstrapped once per process: every test server shares this registry.
@@ -52,9 +64,19 @@ enum TestMetrics {
     }()
 }
 
-/// A real HTTP client (AsyncHTTPClient) pointed at the test server.
+/// A real HTTP client (AsyncHTTPClient) pointed at the test server, or HummingbirdTesting's
+/// router client.
 struct TestClient {
-    let port: Int
+    var port = 0
+    var router: (any TestClientProtocol)?
+
+    init(port: Int) {
+        self.port = port
+    }
+
+    init(router: any TestClientProtocol) {
+        self.router = router
+    }
 
     struct Reply {
         var status: Int
@@ -77,6 +99,16 @@ struct TestClient {
     }
 
     func request(_ path: String, method: HTTPMethod = .GET, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> Reply {
+        if let router {
+            var fields = HTTPFields()
+            for (name, value) in headers { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
+            let response = try await router.executeRequest(
+                uri: path, method: HTTPRequest.Method(method.rawValue)!, headers: fields, body: body.map { ByteBuffer(bytes: $0) })
+            var replyHeaders = HTTPHeaders()
+            for field in response.headers { replyHeaders.add(name: field.name.rawName, value: field.value) }
+            var bytes = response.body
+            return Reply(status: Int(response.status.code), headers: replyHeaders, body: bytes.readBytes(length: bytes.readableBytes) ?? [])
+        }
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }

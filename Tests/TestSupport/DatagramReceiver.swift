@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A Unix datagram socket standing in for systemd's notify socket in the tests.
 public final class DatagramReceiver {

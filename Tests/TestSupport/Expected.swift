@@ -12,4 +12,3 @@ public enum Expected {
         ids.map { id in id.channels.reduce(UInt8(0)) { $0 &+ channels[$1] } }
     }
 }
-

@@ -11,7 +11,9 @@ public struct DecodedArray: Equatable, CustomStringConvertible {
 
     /// Elements as `T`, assuming the array is in the machine's (little-endian) order.
     public func values<T: BitwiseCopyable>(_: T.Type) -> [T] {
-        data.withUnsafeBytes { raw in (0..<(data.count / MemoryLayout<T>.size)).map { raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self) } }
+        data.withUnsafeBytes { raw in
+            (0..<(data.count / MemoryLayout<T>.size)).map { raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self) }
+        }
     }
 }
 
@@ -30,9 +32,11 @@ public enum NumpyDecoding {
         let header = String(decoding: bytes[10..<(10 + headerLength)], as: UTF8.self)
         guard header.contains("'fortran_order': False") else { throw Failure("fortran order") }
         guard let descrStart = header.range(of: "'descr': '")?.upperBound,
-              let descrEnd = header[descrStart...].firstIndex(of: "'") else { throw Failure("no descr") }
+            let descrEnd = header[descrStart...].firstIndex(of: "'")
+        else { throw Failure("no descr") }
         guard let shapeStart = header.range(of: "'shape': (")?.upperBound,
-              let shapeEnd = header[shapeStart...].firstIndex(of: ")") else { throw Failure("no shape") }
+            let shapeEnd = header[shapeStart...].firstIndex(of: ")")
+        else { throw Failure("no shape") }
         let shape = header[shapeStart..<shapeEnd].split(separator: ",").compactMap { Int($0.filter { $0 != " " }) }
         let descriptor = String(header[descrStart..<descrEnd])
         let data = Array(bytes[(10 + headerLength)...])
@@ -56,7 +60,9 @@ public enum NumpyDecoding {
             let method = u16(position + 10)
             let crc = UInt32(u32(position + 16))
             let size = u32(position + 20)
-            let nameLength = u16(position + 28), extraLength = u16(position + 30), commentLength = u16(position + 32)
+            let nameLength = u16(position + 28)
+            let extraLength = u16(position + 30)
+            let commentLength = u16(position + 32)
             let offset = u32(position + 42)
             let name = String(decoding: bytes[(position + 46)..<(position + 46 + nameLength)], as: UTF8.self)
             guard method == 0 else { throw Failure("member \(name) is compressed") }

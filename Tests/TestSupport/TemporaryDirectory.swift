@@ -1,7 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import MedSegData
+
+import Glibc
 
 /// A fresh folder under /tmp, removed with everything in it when released.
 public final class TemporaryDirectory: @unchecked Sendable {

@@ -10,7 +10,8 @@ func runMedsegd(_ arguments: [String]) throws -> (status: Int32, output: String,
     let process = Process()
     process.executableURL = binary
     process.arguments = arguments
-    let output = Pipe(), errors = Pipe()
+    let output = Pipe()
+    let errors = Pipe()
     process.standardOutput = output
     process.standardError = errors
     try process.run()
@@ -30,12 +31,14 @@ struct CommandLineTests {
         #expect(demo.status == 0, "\(demo.errors)")
         let check = try runMedsegd(["check", "--config", folder.path + "/demo/medsegd.yaml"])
         #expect(check.status == 0, "\(check.output)\(check.errors)")
-        for line in ["demo_2d_train               slices-2d               40       40       3      3",
-                     "demo_2d_val                 slices-2d               6        5        1      1",
-                     "demo_3d_sf_test             volumes-3d-singlefile   2        2        2      2",
-                     "demo_3d_test                volumes-3d              2        2        2      2",
-                     "demo_manifest               manifest                4        4        1      1",
-                     "5 dataset(s), 54 item(s), 0 error(s), 0 warning(s)"] {
+        for line in [
+            "demo_2d_train               slices-2d               40       40       3      3",
+            "demo_2d_val                 slices-2d               6        5        1      1",
+            "demo_3d_sf_test             volumes-3d-singlefile   2        2        2      2",
+            "demo_3d_test                volumes-3d              2        2        2      2",
+            "demo_manifest               manifest                4        4        1      1",
+            "5 dataset(s), 54 item(s), 0 error(s), 0 warning(s)",
+        ] {
             #expect(check.output.contains(line), "\(check.output)")
         }
         let again = try runMedsegd(["demo", folder.path + "/demo"])
@@ -57,9 +60,11 @@ struct CommandLineTests {
     func brokenData() throws {
         folder.write("3d/0000001_V00.h5", "not HDF5")
         folder.write("3d/0000002_V00.h5", "not HDF5 either")
-        let path = folder.write("medsegd.yaml", Fixtures.config(datasets: [
-            "broken: {format: volumes-3d, scan_root: 3d}", "missing: {format: slices-2d, scan_root: nowhere}",
-        ]))
+        let path = folder.write(
+            "medsegd.yaml",
+            Fixtures.config(datasets: [
+                "broken: {format: volumes-3d, scan_root: 3d}", "missing: {format: slices-2d, scan_root: nowhere}",
+            ]))
         let check = try runMedsegd(["check", "--config", path])
         #expect(check.status == 1)
         #expect(check.output.contains("0000001_V00.h5"))

@@ -1,10 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+
+import Glibc
 
 /// `medsegd serve` as a child process, on 127.0.0.1 with a free port, its log in a file.
 final class RunningDaemon {

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import AsyncHTTPClient
 import Foundation
 import HDF5
@@ -9,6 +6,8 @@ import NIOCore
 import NIOHTTP1
 import TestSupport
 import Testing
+
+import Glibc
 
 @Suite("medsegd as a service: systemd notify, SIGHUP reload, tokens, graceful SIGTERM", .serialized)
 struct ServiceTests {
@@ -25,7 +24,8 @@ struct ServiceTests {
         folder.write("tokens", "first-token\n")
         writeConfig(datasets: ["a: {format: slices-2d, scan_root: a}"], tokens: true)
         let notify = try DatagramReceiver(folder.path + "/notify.sock")
-        let daemon = try RunningDaemon(config: folder.path + "/medsegd.yaml", environment: ["NOTIFY_SOCKET": notify.name], logPath: folder.path + "/log")
+        let daemon = try RunningDaemon(
+            config: folder.path + "/medsegd.yaml", environment: ["NOTIFY_SOCKET": notify.name], logPath: folder.path + "/log")
         defer { daemon.stop() }
         let auth = [("Authorization", "Bearer first-token")]
 

@@ -21,11 +21,6 @@ struct ConfigReader {
 
     static let mainKeys = ["server", "include", "families"]
     static let includedKeys = ["families"]
-    static let serverKeys = [
-        "host", "port", "cache_bytes", "max_batch_items", "max_response_bytes", "tokens_file", "tls", "shutdown_grace",
-        "idle_timeout", "max_connections", "max_header_bytes", "max_body_bytes", "access_log",
-        "heap_trim_interval",
-    ]
     static let tlsKeys = ["certificate", "private_key"]
     static let familyKeys = ["categories", "metadata", "datasets"]
     static let datasetKeys = ["format", "scan_root", "path", "categories", "metadata", "roots"]
@@ -107,66 +102,29 @@ struct ConfigReader {
     private mutating func readServer(_ node: Node, file: String, directory: String) -> ServerSettings {
         var server = ServerSettings()
         guard let mapping = mapping(node, "'server'", file) else { return server }
-        checkKeys(mapping, allowed: Self.serverKeys, in: "'server'", file: file)
-        if let value = mapping["host"] {
-            if let host = string(value, "server.host", file) { server.host = host }
-        }
-        if let value = mapping["port"] {
-            if let port = integer(value, "server.port", file, range: 0...65535) { server.port = port }
-        }
-        if let value = mapping["cache_bytes"], let size = byteSize(value, "server.cache_bytes", file) {
-            server.cacheBytes = size
-        }
-        if let value = mapping["max_batch_items"] {
-            if let count = integer(value, "server.max_batch_items", file, range: 1...1_000_000) { server.maxBatchItems = count }
-        }
-        if let value = mapping["max_response_bytes"], let size = byteSize(value, "server.max_response_bytes", file) {
-            if size.bytes == 0 {
-                fail("server.max_response_bytes must be more than 0", value, file)
-            } else {
-                server.maxResponseBytes = size
-            }
-        }
-        if let value = mapping["shutdown_grace"], let duration = duration(value, "server.shutdown_grace", file) {
-            server.shutdownGrace = duration
-        }
-        if let value = mapping["idle_timeout"], let duration = duration(value, "server.idle_timeout", file) {
-            server.idleTimeout = duration
-        }
-        if let value = mapping["heap_trim_interval"], let duration = duration(value, "server.heap_trim_interval", file) {
-            server.heapTrimInterval = duration
-        }
-        if let value = mapping["max_connections"] {
-            if let count = integer(value, "server.max_connections", file, range: 1...1_000_000) { server.maxConnections = count }
-        }
-        if let value = mapping["max_header_bytes"], let size = byteSize(value, "server.max_header_bytes", file) {
-            if size.bytes < 1024 { fail("server.max_header_bytes must be at least 1KiB", value, file) } else { server.maxHeaderBytes = size }
-        }
-        if let value = mapping["max_body_bytes"], let size = byteSize(value, "server.max_body_bytes", file) {
-            if size.bytes < 1024 { fail("server.max_body_bytes must be at least 1KiB", value, file) } else { server.maxBodyBytes = size }
-        }
-        if let value = mapping["access_log"] {
-            if Self.tagName(value) == .bool, let flag = value.bool { server.accessLog = flag } else { fail("server.access_log must be true or false", value, file) }
-        }
-        if let value = mapping["tokens_file"], !isNull(value), let path = string(value, "server.tokens_file", file) {
-            server.tokensFile = Paths.resolve(path, against: directory)
-        }
-        if let value = mapping["tls"], !isNull(value), let tls = self.mapping(value, "'server.tls'", file) {
-            checkKeys(tls, allowed: Self.tlsKeys, in: "'server.tls'", file: file)
-            let certificate = tls["certificate"].flatMap { isNull($0) ? nil : string($0, "server.tls.certificate", file) }
-            let privateKey = tls["private_key"].flatMap { isNull($0) ? nil : string($0, "server.tls.private_key", file) }
-            switch (certificate, privateKey) {
-            case (let certificate?, let privateKey?):
-                server.tls = TLSSettings(
-                    certificate: Paths.resolve(certificate, against: directory),
-                    privateKey: Paths.resolve(privateKey, against: directory))
-            case (nil, nil):
-                break
-            default:
-                fail("server.tls needs both 'certificate' and 'private_key' (only one is set)", value, file)
-            }
+        checkKeys(mapping, allowed: ServerSettings.keys.map(\.name), in: "'server'", file: file)
+        for key in ServerSettings.keys {
+            if let value = mapping[key.name] { key.read(&self, value, file, directory, &server) }
         }
         return server
+    }
+
+    /// `server.tls`: both files or neither.
+    mutating func readTLS(_ value: Node, file: String, directory: String) -> TLSSettings?? {
+        guard !isNull(value) else { return .some(nil) }
+        guard let tls = self.mapping(value, "'server.tls'", file) else { return nil }
+        checkKeys(tls, allowed: Self.tlsKeys, in: "'server.tls'", file: file)
+        let certificate = tls["certificate"].flatMap { isNull($0) ? nil : string($0, "server.tls.certificate", file) }
+        let privateKey = tls["private_key"].flatMap { isNull($0) ? nil : string($0, "server.tls.private_key", file) }
+        switch (certificate, privateKey) {
+        case (let certificate?, let privateKey?):
+            return .some(TLSSettings(certificate: Paths.resolve(certificate, against: directory), privateKey: Paths.resolve(privateKey, against: directory)))
+        case (nil, nil):
+            return .some(nil)
+        default:
+            fail("server.tls needs both 'certificate' and 'private_key' (only one is set)", value, file)
+            return nil
+        }
     }
 
     private mutating func includedFiles(_ node: Node, file: String, directory: String) -> [String] {
@@ -426,7 +384,7 @@ struct ConfigReader {
 
     // MARK: scalar helpers
 
-    private static func tagName(_ node: Node) -> Tag.Name {
+    static func tagName(_ node: Node) -> Tag.Name {
         Tag.Name(rawValue: node.tag.rawValue)
     }
 
@@ -434,16 +392,16 @@ struct ConfigReader {
         ConfigLocation(file: file, line: node.mark?.line)
     }
 
-    private mutating func fail(_ message: String, _ node: Node, _ file: String) {
+    mutating func fail(_ message: String, _ node: Node, _ file: String) {
         errors.append(ConfigError(message, at: location(node, file)))
     }
 
-    private func isNull(_ node: Node) -> Bool {
+    func isNull(_ node: Node) -> Bool {
         if case .scalar = node { return Self.tagName(node) == .null }
         return false
     }
 
-    private mutating func mapping(_ node: Node, _ what: String, _ file: String) -> Node.Mapping? {
+    mutating func mapping(_ node: Node, _ what: String, _ file: String) -> Node.Mapping? {
         guard case .mapping(let mapping) = node else {
             fail("\(what) must be a mapping", node, file)
             return nil
@@ -455,7 +413,7 @@ struct ConfigReader {
         return mapping
     }
 
-    private mutating func checkKeys(_ mapping: Node.Mapping, allowed: [String], in what: String, file: String) {
+    mutating func checkKeys(_ mapping: Node.Mapping, allowed: [String], in what: String, file: String) {
         for (key, _) in mapping {
             guard let name = key.string else { continue }
             if !allowed.contains(name) {
@@ -464,7 +422,7 @@ struct ConfigReader {
         }
     }
 
-    private mutating func string(_ node: Node, _ what: String, _ file: String) -> String? {
+    mutating func string(_ node: Node, _ what: String, _ file: String) -> String? {
         guard case .scalar(let scalar) = node, Self.tagName(node) != .null else {
             fail("\(what) must be a string", node, file)
             return nil
@@ -472,7 +430,7 @@ struct ConfigReader {
         return scalar.string
     }
 
-    private mutating func integer(_ node: Node, _ what: String, _ file: String, range: ClosedRange<Int>) -> Int? {
+    mutating func integer(_ node: Node, _ what: String, _ file: String, range: ClosedRange<Int>) -> Int? {
         guard case .scalar = node, Self.tagName(node) == .int, let value = node.int else {
             fail("\(what) must be a whole number", node, file)
             return nil
@@ -485,7 +443,7 @@ struct ConfigReader {
     }
 
     /// `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
-    private mutating func duration(_ node: Node, _ what: String, _ file: String) -> Duration? {
+    mutating func duration(_ node: Node, _ what: String, _ file: String) -> Duration? {
         guard case .scalar(let scalar) = node else {
             fail("\(what) must be a duration such as 30s, 500ms or 2m", node, file)
             return nil
@@ -500,11 +458,29 @@ struct ConfigReader {
         return nil
     }
 
-    private mutating func byteSize(_ node: Node, _ what: String, _ file: String) -> ByteSize? {
+    mutating func byteSize(_ node: Node, _ what: String, _ file: String) -> ByteSize? {
         guard case .scalar(let scalar) = node, let size = ByteSize(parsing: scalar.string) else {
             fail("\(what) must be a size such as 512MiB, 4GiB, 100MB or a byte count", node, file)
             return nil
         }
         return size
+    }
+
+    /// A size of at least `minimum` bytes (`requirement` says it in words).
+    mutating func byteSize(_ node: Node, _ what: String, _ file: String, minimum: Int, _ requirement: String) -> ByteSize? {
+        guard let size = byteSize(node, what, file) else { return nil }
+        guard size.bytes >= minimum else {
+            fail("\(what) must be \(requirement)", node, file)
+            return nil
+        }
+        return size
+    }
+
+    mutating func bool(_ node: Node, _ what: String, _ file: String) -> Bool? {
+        guard Self.tagName(node) == .bool, let flag = node.bool else {
+            fail("\(what) must be true or false", node, file)
+            return nil
+        }
+        return flag
     }
 }

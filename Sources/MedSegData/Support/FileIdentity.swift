@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// What identifies one version of a file: device, inode, size, and modification and status-change
 /// times. A file replaced or rewritten gets another identity (ctime moves even when a writer

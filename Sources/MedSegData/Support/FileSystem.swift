@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The few file-system calls the core needs, thin over POSIX so that listing 1,000,000 files
 /// costs one `readdir` pass and no per-file `stat`.

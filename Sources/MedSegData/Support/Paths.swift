@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Lexical path arithmetic: configs resolve relative paths against their own folder, and
 /// containment checks must not be fooled by `..`.

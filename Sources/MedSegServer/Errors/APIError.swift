@@ -47,9 +47,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     public static func notFound(_ message: String) -> APIError { APIError(.notFound, message) }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = JSONValue.object(JSONObject([
-            ("error", .object(JSONObject([("code", .string(code.rawValue)), ("message", .string(message))]))),
-        ]))
+        let body = ErrorBody(error: .init(code: code.rawValue, message: message))
         var response = JSONResponse.make(body, pretty: request.wantsPrettyJSON, status: status)
         response.headers.append(contentsOf: headers)
         return response

@@ -1,15 +1,46 @@
+import FoundationEssentials
 public import HTTPTypes
 public import Hummingbird
 public import MedSegData
 import NIOCore
 
-/// JSON bodies for the catalog routes and errors.
+/// JSON bodies. Fixed-shape bodies (errors, health) are `Encodable` values; the catalog's own
+/// JSON (dataset dicts, MetadataCatalog entries, summaries that carry them) is a `JSONValue`
+/// written by `JSONWriter`, which keeps MedSegPy's key order and streams long dict lists.
 public enum JSONResponse {
     public static func make(_ value: JSONValue, pretty: Bool, status: HTTPResponse.Status = .ok) -> Response {
-        let bytes = JSONWriter.encode(value, pretty: pretty)
-        return Response(
+        response(JSONWriter.encode(value, pretty: pretty), status: status)
+    }
+
+    public static func make(_ value: some Encodable, pretty: Bool, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .withoutEscapingSlashes] : [.withoutEscapingSlashes]
+        // Encoding these plain structs of strings and integers cannot fail.
+        var bytes: [UInt8] = (try? encoder.encode(value)).map { [UInt8]($0) } ?? []
+        if pretty { bytes.append(0x0A) }
+        return response(bytes, status: status)
+    }
+
+    private static func response(_ bytes: [UInt8], status: HTTPResponse.Status) -> Response {
+        Response(
             status: status,
             headers: [.contentType: "application/json; charset=utf-8"],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
+}
+
+/// `{"error": {"code": ..., "message": ...}}`
+struct ErrorBody: Encodable {
+    struct Detail: Encodable {
+        var code: String
+        var message: String
+    }
+
+    var error: Detail
+}
+
+/// `/healthz` and `/readyz`.
+struct HealthStatus: Encodable {
+    var status: String
+    var datasets: Int?
 }

@@ -4,11 +4,10 @@ import Hummingbird
 import MedSegData
 import NIOCore
 
-/// What a tensor request needs from the client's side, carried into the blocking pool.
+/// What a tensor response needs from the HTTP request, carried into the blocking pool.
 struct TensorRequest: Sendable {
-    /// The canonical request (route, dataset, format, target, options, encoding): with the files'
-    /// identities it keys the cache and makes the ETag. Nil for responses without one (batches:
-    /// POST bodies are not cached).
+    /// `ArrayRequest.canonical`: with the files' identities it keys the cache and makes the ETag.
+    /// Nil for responses that are not cached (batches).
     var key: String?
     var ifNoneMatch: String?
     var isHead: Bool
@@ -32,11 +31,8 @@ struct TensorRequest: Sendable {
     }
 
     /// A 413 unless `bytes` fit in `max_response_bytes`.
-    func checkLimit(_ bytes: Int) throws(APIError) {
-        guard bytes <= limit.bytes else {
-            let size = bytes == Int.max ? "more bytes than can be counted" : "\(bytes) bytes"
-            throw APIError(.tooLarge, "the response would be \(size), over max_response_bytes (\(limit)); ask for a region or fewer items")
-        }
+    func checkLimit(_ bytes: Int) throws(TensorError) {
+        guard bytes <= limit.bytes else { throw TensorReader.overLimit(bytes, limit.bytes) }
     }
 }
 
@@ -55,84 +51,60 @@ enum TensorPlan: Sendable {
     /// read errors in them still become JSON errors.
     static let wholeBodyLimit = 8 << 20
 
-    /// One array as npy or raw. Runs on the blocking pool.
-    static func single(
-        _ request: TensorRequest, encoding: TensorEncoding, files: () throws -> [String], open: () throws -> any TensorSource
+    /// The response to `request`: one array as npy or raw, or named arrays as an `.npz` (a
+    /// stacked array is one member). Runs on the blocking pool.
+    static func make(
+        _ request: TensorRequest, encoding: ArrayEncoding, files: () throws -> [String], open: () throws -> [NamedArray]
     ) throws -> TensorPlan {
-        let key = ContentKey(request: request.key ?? "", files: try files())
-        if let early = try lookup(request, key) { return early }
-        let source = try open()
-        let header = encoding == .npy ? NPY.header(for: source.layout) : []
-        do {
-            try request.checkLimit(source.layout.byteCount)
-        } catch {
-            source.close()
-            throw error
-        }
-        let length = header.count + source.layout.byteCount
-        let opened = key.opened(source.openedFiles)
-        var headers: HTTPFields = [
-            .contentType: encoding.mediaType,
-            .tensorDtype: source.layout.dtype.numpyDescriptor,
-            .tensorShape: source.layout.shape.map(String.init).joined(separator: ","),
-            .eTag: ETag.of(opened),
-        ]
-        headers[.contentLength] = String(length)
-        return try finish(request, cacheKey: opened, headers: headers, length: length, sources: [source]) { write in
-            write(.bytes(header))
-            write(.array(source))
-        }
-    }
-
-    /// An `.npz` of named members; a member of several arrays stacks them on a new first axis.
-    static func archive(_ request: TensorRequest, files: () throws -> [String], open: () throws -> [ArchiveMember]) throws -> TensorPlan {
         var key: ContentKey?
         if let requestKey = request.key {
+            // A 304 or a cached body is decided before any file is opened.
             let tagged = ContentKey(request: requestKey, files: try files())
-            if let early = try lookup(request, tagged) { return early }
+            let etag = ETag.of(tagged)
+            if request.matches(etag) { return .notModified(etag: etag) }
+            if let hit = request.cache.get(tagged.text) {
+                // A cached body still obeys max_response_bytes, which a reload may have lowered.
+                try request.checkLimit(hit.body.readableBytes)
+                return .complete(hit.headers, hit.body)
+            }
             key = tagged
         }
-        let members = try open()
-        let sources = members.flatMap(\.sources)
-        do {
-            // Checked before any sum: each member's size saturates rather than overflows.
-            for member in members { try request.checkLimit(member.layout.byteCount) }
-        } catch {
-            for source in sources { source.close() }
-            throw error
-        }
-        let layout = NPZLayout(members: members.map {
-            NPZLayout.Member(name: $0.name + ".npy", npyHeader: NPY.header(for: $0.layout), dataLength: $0.layout.byteCount)
-        })
-        var headers: HTTPFields = [.contentType: TensorEncoding.npz.mediaType]
+        let arrays = try open()
+        let sources = arrays.flatMap(\.sources)
+        // The versions actually opened name the bytes (a file replaced since `stat` included).
         let opened = key?.opened(sources.reduce(into: [:]) { $0.merge($1.openedFiles) { first, _ in first } })
+        var headers: HTTPFields = [.contentType: encoding.mediaType]
         if let opened { headers[.eTag] = ETag.of(opened) }
-        headers[.contentLength] = String(layout.totalLength)
-        return try finish(request, cacheKey: opened, headers: headers, length: layout.totalLength, sources: sources) { write in
-            for (index, member) in members.enumerated() {
-                write(.bytes(layout.memberPrefix(index)))
-                write(.crcStart(layout.members[index].npyHeader))
-                for source in member.sources { write(.array(source)) }
-                write(.crcEnd { layout.memberSuffix(index, crc: $0) })
+        let length: Int
+        var parts: [StreamPart] = []
+        switch encoding {
+        case .npy, .raw:
+            let array = arrays[0]
+            let header = encoding == .npy ? NPY.header(for: array.layout) : []
+            headers[.tensorDtype] = array.layout.dtype.numpyDescriptor
+            headers[.tensorShape] = array.layout.shape.map(String.init).joined(separator: ",")
+            length = header.count + array.layout.byteCount
+            parts = [.bytes(header)] + array.sources.map { .array($0) }
+        case .npz:
+            let layout = NPZLayout(members: arrays.map {
+                NPZLayout.Member(name: $0.name + ".npy", npyHeader: NPY.header(for: $0.layout), dataLength: $0.layout.byteCount)
+            })
+            length = layout.totalLength
+            for (index, array) in arrays.enumerated() {
+                parts.append(.bytes(layout.memberPrefix(index)))
+                parts.append(.crcStart(layout.members[index].npyHeader))
+                parts += array.sources.map { .array($0) }
+                parts.append(.crcEnd { layout.memberSuffix(index, crc: $0) })
             }
-            write(.trailer { layout.trailer(crcs: $0) })
+            parts.append(.trailer { layout.trailer(crcs: $0) })
         }
-    }
-
-    /// A 304 or a cached body, decided before any file is opened. A cached body still obeys
-    /// `max_response_bytes`, which a reload may have lowered since it was cached.
-    private static func lookup(_ request: TensorRequest, _ key: ContentKey) throws(APIError) -> TensorPlan? {
-        let etag = ETag.of(key)
-        if request.matches(etag) { return .notModified(etag: etag) }
-        guard let hit = request.cache.get(key.text) else { return nil }
-        try request.checkLimit(hit.body.readableBytes)
-        return .complete(hit.headers, hit.body)
+        headers[.contentLength] = String(length)
+        return try finish(request, cacheKey: opened, headers: headers, length: length, sources: sources, parts: parts)
     }
 
     /// Applies the size limit and HEAD, then builds the body whole when it is small enough.
     private static func finish(
-        _ request: TensorRequest, cacheKey: ContentKey?, headers: HTTPFields, length: Int, sources: [any TensorSource],
-        parts build: ((StreamPart) -> Void) -> Void
+        _ request: TensorRequest, cacheKey: ContentKey?, headers: HTTPFields, length: Int, sources: [any TensorSource], parts: [StreamPart]
     ) throws -> TensorPlan {
         do {
             try request.checkLimit(length)
@@ -144,8 +116,6 @@ enum TensorPlan: Sendable {
             for source in sources { source.close() }
             return .headersOnly(headers, length: length)
         }
-        var parts: [StreamPart] = []
-        build { parts.append($0) }
         guard length <= wholeBodyLimit else { return .streaming(headers, length: length, parts: parts) }
         defer { for source in sources { source.close() } }
         var body = ByteBufferAllocator().buffer(capacity: length)
@@ -161,18 +131,6 @@ enum TensorPlan: Sendable {
         }
         if let cacheKey { request.cache.put(cacheKey.text, ResponseCache.Entry(headers: headers, body: body)) }
         return .complete(headers, body)
-    }
-}
-
-/// A named `.npz` member and the arrays it stacks.
-struct ArchiveMember: Sendable {
-    var name: String
-    var sources: [any TensorSource]
-    var stacked: Bool
-
-    var layout: TensorLayout {
-        let first = sources[0].layout
-        return stacked ? TensorLayout(dtype: first.dtype, shape: [sources.count] + first.shape) : first
     }
 }
 

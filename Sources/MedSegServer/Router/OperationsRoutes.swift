@@ -8,26 +8,24 @@ struct OperationsRoutes<Context: RequestContext> {
     let metrics: ServerMetrics
     let cache: ResponseCache
 
-    func register(on routes: RouteTable<Context>) {
-        routes.get("/healthz") { request, _ in
-            JSONResponse.make(.object(JSONObject([("status", .string("ok"))])), pretty: try request.query(known: ["pretty"]).pretty)
+    func register(on routes: some RouterMethods<Context>) {
+        routes.get("healthz") { request, _ in
+            JSONResponse.make(HealthStatus(status: "ok"), pretty: try request.query(known: ["pretty"]).pretty)
         }
-        routes.get("/readyz") { request, _ in
+        routes.get("readyz") { request, _ in
             let pretty = try request.query(known: ["pretty"]).pretty
             guard let catalog = store.catalog else {
                 throw APIError(.notReady, "the catalog is still loading")
             }
-            return JSONResponse.make(
-                .object(JSONObject([("status", .string("ready")), ("datasets", .int(catalog.names.count))])),
-                pretty: pretty)
+            return JSONResponse.make(HealthStatus(status: "ready", datasets: catalog.names.count), pretty: pretty)
         }
-        routes.get("/openapi.yaml") { request, _ in
+        routes.get("openapi.yaml") { request, _ in
             _ = try request.query(known: [])
             return Response(
                 status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml + "\n")))
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_yaml)))
         }
-        routes.get("/metrics") { request, _ in
+        routes.get("metrics") { request, _ in
             _ = try request.query(known: [])
             let text = metrics.render(catalog: store.catalog, cache: cache)
             return Response(

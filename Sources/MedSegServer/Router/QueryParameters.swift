@@ -12,14 +12,14 @@ struct QueryParameters: Sendable {
         guard let query, !query.isEmpty else { return }
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = Self.decode(parts[0]) else {
+            guard let name = PercentEncoding.decode(parts[0], plusIsSpace: true) else {
                 throw APIError.badRequest("the query string holds a parameter name that is not valid percent-encoded UTF-8")
             }
             guard known.contains(name) else {
                 let knows = known.isEmpty ? "no query parameters" : known.joined(separator: ", ")
                 throw APIError.badRequest("unknown query parameter '\(name.prefix(40))'; this route knows \(knows)")
             }
-            guard let value = Self.decode(parts.count > 1 ? parts[1] : "") else {
+            guard let value = PercentEncoding.decode(parts.count > 1 ? parts[1] : "", plusIsSpace: true) else {
                 throw APIError.badRequest("query parameter '\(name)' is not valid percent-encoded UTF-8")
             }
             guard values.updateValue(value, forKey: name) == nil else {
@@ -30,6 +30,9 @@ struct QueryParameters: Sendable {
 
     subscript(name: String) -> String? { values[name] }
 
+    /// Every parameter given, decoded.
+    var decoded: [String: String] { values }
+
     /// A non-negative whole-number parameter, or a 400 naming it.
     func integer(_ name: String) throws(APIError) -> Int? {
         guard let text = values[name] else { return nil }
@@ -38,16 +41,20 @@ struct QueryParameters: Sendable {
         }
         return value
     }
+}
 
-    /// `+` as a space, then `%XX` as bytes; nil when that is not UTF-8 or a `%` is malformed.
-    static func decode(_ text: Substring) -> String? {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) else { return String(text) }
+/// `%XX` decoding of URL parts, as UTF-8.
+enum PercentEncoding {
+    /// The decoded text, or nil when a `%` is malformed or the bytes are not UTF-8. In a query
+    /// (`plusIsSpace`), `+` is a space, as forms encode it.
+    static func decode(_ text: Substring, plusIsSpace: Bool) -> String? {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else { return String(text) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
             switch byte {
-            case UInt8(ascii: "+"):
+            case UInt8(ascii: "+") where plusIsSpace:
                 bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
                 guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }

@@ -1,9 +1,9 @@
 public import MedSegData
 import Synchronization
 
-/// The server settings requests read when they run, so that a reload applies the ones that need
-/// no new socket or pool (`max_batch_items`, `max_response_bytes`, `max_body_bytes`, `access_log`)
-/// at once. The others are read once at start; `Reloader` says when they need a restart.
+/// The server settings requests read when they run, so that a reload applies the keys declared
+/// `.atOnce` in `ServerSettings.keys` immediately. The others are read once at start; `Reloader`
+/// names them when a reload changes them.
 public final class LiveSettings: Sendable {
     private let settings: Mutex<ServerSettings>
 

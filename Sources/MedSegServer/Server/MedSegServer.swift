@@ -16,13 +16,10 @@ public enum MedSegServer {
         router.add(middleware: AccessLogMiddleware(settings: state.settings))
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: BearerAuthMiddleware(tokens: state.tokens))
-        let routes = RouteTable(router: router)
+        let routes = Routes(router: router)
         OperationsRoutes(store: state.store, metrics: state.metrics, cache: state.cache).register(on: routes)
-        CatalogRoutes(store: state.store).register(on: routes)
-        TensorRoutes(store: state.store, settings: state.settings, cache: state.cache).register(on: routes)
-        BatchRoutes(store: state.store, settings: state.settings, cache: state.cache).register(on: routes)
-        routes.finish()
-        router.add(middleware: MethodNotAllowedMiddleware(routes: routes.methods))
+        CatalogRoutes(store: state.store).register(on: routes.group("v1/datasets"))
+        ArrayRoutes(store: state.store, settings: state.settings, cache: state.cache).register(on: routes.group("v1/datasets/{name}"))
         return router
     }
 

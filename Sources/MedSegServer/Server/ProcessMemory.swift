@@ -1,7 +1,5 @@
 import CMalloc
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// The process's memory as the kernel and glibc's allocator see it: what `/metrics` reports, and
 /// what tells a leak (memory in use grows) from fragmentation (free heap memory grows).

@@ -67,11 +67,11 @@ public struct Reloader: Service {
                 return false
             }
             state.tokens.replace(with: tokens)
-            let restartOnly = running.settingsNeedingRestart(for: configuration.server)
+            let restartOnly = running.keysNeedingRestart(toBecome: configuration.server)
             if !restartOnly.isEmpty {
                 logger.warning("some server settings changed that take effect at the next restart", metadata: ["settings": "\(restartOnly.joined(separator: ", "))"])
             }
-            state.settings.replace(with: running.applyingLiveChanges(from: configuration.server))
+            state.settings.replace(with: running.applyingReloadableKeys(from: configuration.server))
             Counter(label: "medsegd_reloads", dimensions: [("result", "ok")]).increment()
             logger.info("reloaded", metadata: ["datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)"])
             return true
@@ -83,32 +83,5 @@ public struct Reloader: Service {
             logger.error("reload refused; the previous catalog keeps serving", metadata: ["error": "\(error)"])
         }
         return false
-    }
-}
-
-extension ServerSettings {
-    /// The keys whose change needs a new process (a new socket, pools or cache), by config name.
-    func settingsNeedingRestart(for other: ServerSettings) -> [String] {
-        var keys: [String] = []
-        if host != other.host { keys.append("host") }
-        if port != other.port { keys.append("port") }
-        if tls != other.tls { keys.append("tls") }
-        if cacheBytes != other.cacheBytes { keys.append("cache_bytes") }
-        if idleTimeout != other.idleTimeout { keys.append("idle_timeout") }
-        if maxConnections != other.maxConnections { keys.append("max_connections") }
-        if maxHeaderBytes != other.maxHeaderBytes { keys.append("max_header_bytes") }
-        if shutdownGrace != other.shutdownGrace { keys.append("shutdown_grace") }
-        if heapTrimInterval != other.heapTrimInterval { keys.append("heap_trim_interval") }
-        return keys
-    }
-
-    /// These settings with the keys that requests read live taken from `other`.
-    func applyingLiveChanges(from other: ServerSettings) -> ServerSettings {
-        var settings = self
-        settings.maxBatchItems = other.maxBatchItems
-        settings.maxResponseBytes = other.maxResponseBytes
-        settings.maxBodyBytes = other.maxBodyBytes
-        settings.accessLog = other.accessLog
-        return settings
     }
 }

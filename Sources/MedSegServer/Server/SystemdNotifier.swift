@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 public import Logging
 
 /// systemd's `Type=notify` protocol without libsystemd: datagrams of `KEY=value` lines sent to the

@@ -1,44 +1,23 @@
 import Hummingbird
 import HummingbirdCore
+import MedSegData
 
-/// How an array is sent: API.md's "Tensor responses" table.
-enum TensorEncoding: String, Sendable {
-    case npy, raw, npz
-
-    var mediaType: String {
-        switch self {
-        case .npy: "application/x-npy"
-        case .raw: "application/octet-stream"
-        case .npz: "application/x-npz"
-        }
-    }
-
-    init?(mediaType: Substring) {
-        switch mediaType.lowercased() {
-        case "application/x-npy": self = .npy
-        case "application/octet-stream": self = .raw
-        case "application/x-npz": self = .npz
-        default: return nil
-        }
-    }
-
-    /// Single-array routes send npy or raw; pair and batch routes send npz.
-    static let singleArray: [TensorEncoding] = [.npy, .raw]
-    static let archive: [TensorEncoding] = [.npz]
-
+/// Content negotiation for array routes: `?format=` or `Accept` picks one of the encodings the
+/// route can send (API.md's "Tensor responses" table).
+extension ArrayEncoding {
     /// `?format=` wins; otherwise the best `Accept` entry this route can send; otherwise the
     /// route's default. Asking for an encoding the route cannot send is a 400.
-    static func negotiate(_ request: Request, format: String?, allowed: [TensorEncoding]) throws(APIError) -> TensorEncoding {
+    static func negotiate(_ request: Request, format: String?, allowed: [ArrayEncoding]) throws(APIError) -> ArrayEncoding {
         if let format {
-            guard let encoding = TensorEncoding(rawValue: format) else {
+            guard let encoding = ArrayEncoding(rawValue: format) else {
                 throw APIError.badRequest("format must be npy, raw or npz, not '\(format.prefix(40))'")
             }
             guard allowed.contains(encoding) else { throw unsupported(encoding, allowed) }
             return encoding
         }
         guard let accept = request.headers[.accept] else { return allowed[0] }
-        var best: (encoding: TensorEncoding, quality: Double)?
-        var refused: TensorEncoding?
+        var best: (encoding: ArrayEncoding, quality: Double)?
+        var refused: ArrayEncoding?
         for range in accept.split(separator: ",") {
             let parts = range.split(separator: ";").map { $0.trimmingSpaces }
             guard let type = parts.first else { continue }
@@ -47,10 +26,10 @@ enum TensorEncoding: String, Sendable {
                 quality = Double(parameter.dropFirst(2)) ?? 1.0
             }
             guard quality > 0 else { continue }
-            let candidate: TensorEncoding?
+            let candidate: ArrayEncoding?
             if type == "*/*" || type == "application/*" {
                 candidate = allowed[0]
-            } else if let encoding = TensorEncoding(mediaType: type) {
+            } else if let encoding = ArrayEncoding(mediaType: type) {
                 guard allowed.contains(encoding) else { refused = encoding; continue }
                 candidate = encoding
             } else {
@@ -63,7 +42,7 @@ enum TensorEncoding: String, Sendable {
         return allowed[0]
     }
 
-    private static func unsupported(_ encoding: TensorEncoding, _ allowed: [TensorEncoding]) -> APIError {
+    private static func unsupported(_ encoding: ArrayEncoding, _ allowed: [ArrayEncoding]) -> APIError {
         let options = allowed.map(\.rawValue).joined(separator: " or ")
         return APIError.badRequest("this route sends \(options), not \(encoding.rawValue)")
     }

@@ -1,0 +1,76 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import MedSegData
+
+/// The array routes: each maps its path and query (or body) to an `ArrayRequest`; everything
+/// else (files, arrays, cache, ETag, encoding) follows from that one value.
+///
+/// `items/{i}/image|mask`, `items/{i}` (npz), `scans/{id}/image|mask`, `POST batch`.
+struct ArrayRoutes<Context: RequestContext> {
+    let store: CatalogStore
+    let settings: LiveSettings
+    let cache: ResponseCache
+
+    /// Registers under `/v1/datasets/{name}`.
+    func register(on routes: some RouterMethods<Context>) {
+        for arrays in [ArrayRequest.Arrays.image, .mask] {
+            routes.get("items/{index}/\(arrays.rawValue)") { request, context in
+                try await respond(request, context, arrays: arrays) { _ in .item(try context.itemIndex) }
+            }
+            routes.get("scans/{scan}/\(arrays.rawValue)") { request, context in
+                try await respond(request, context, arrays: arrays, scan: true) { query in
+                    .scan(id: (context.parameters.get("scan") ?? "").removingPercentEncodingOrSelf, aug: try query.integer("aug") ?? 0)
+                }
+            }
+        }
+        routes.get("items/{index}") { request, context in
+            try await respond(request, context, arrays: .pair) { _ in .item(try context.itemIndex) }
+        }
+        routes.post("batch") { request, context in
+            let query = try request.query(known: ["format"])
+            let entry = try store.requireCatalog().requireEntry(context.datasetName)
+            let encoding = try ArrayEncoding.negotiate(request, format: query["format"], allowed: [.npz])
+            let settings = settings.current
+            var body = try await request.body.collect(upTo: settings.maxBodyBytes.bytes)
+            let (indices, options) = try ArrayRequest.batch(body: body.readBytes(length: body.readableBytes) ?? [], maxItems: settings.maxBatchItems)
+            let arrayRequest = ArrayRequest(dataset: entry.name, target: .batch(indices), arrays: .pair, options: options, encoding: encoding)
+            return try await respond(request, arrayRequest, entry: entry)
+        }
+    }
+
+    /// A GET array route: the query checked against what the route knows, then the request.
+    private func respond(
+        _ request: Request, _ context: Context, arrays: ArrayRequest.Arrays, scan: Bool = false,
+        target: (QueryParameters) throws -> ArrayRequest.Target
+    ) async throws -> Response {
+        let query = try request.query(known: ArrayRequest.queryParameters(arrays: arrays, scan: scan))
+        let entry = try store.requireCatalog().requireEntry(context.datasetName)
+        let target = try target(query)
+        let options = try ArrayRequest.options(query: query.decoded)
+        let encoding = try ArrayEncoding.negotiate(request, format: query["format"], allowed: ArrayEncoding.allowed(for: arrays, target: target))
+        return try await respond(request, ArrayRequest(dataset: entry.name, target: target, arrays: arrays, options: options, encoding: encoding), entry: entry)
+    }
+
+    /// Any array request, decided in one trip to the blocking pool (TensorPlan) and sent.
+    private func respond(_ request: Request, _ arrayRequest: ArrayRequest, entry: CatalogEntry) async throws -> Response {
+        let reader = TensorReader(entry: entry)
+        let limit = settings.current.maxResponseBytes
+        let tensorRequest = TensorRequest(request, key: arrayRequest.canonical(for: entry), limit: limit, cache: cache)
+        let plan = try await BlockingPool.timed(arrayRequest.kind) {
+            try TensorPlan.make(tensorRequest, encoding: arrayRequest.encoding) {
+                try reader.files(for: arrayRequest)
+            } open: {
+                try reader.arrays(for: arrayRequest, byteLimit: limit.bytes)
+            }
+        }
+        return TensorResponse.make(plan)
+    }
+}
+
+extension RequestContext {
+    /// The `{index}` path parameter, by the same rule as a batch body's indices.
+    var itemIndex: Int {
+        get throws(TensorError) { try ArrayRequest.itemIndex(Substring(parameters.get("index") ?? "")) }
+    }
+}
