@@ -116,7 +116,11 @@ extension DType {
     }
 
     private static func isIEEE(_ typeID: hid_t, size: Int) -> Bool {
-        var signPosition = 0, exponentPosition = 0, exponentSize = 0, mantissaPosition = 0, mantissaSize = 0
+        var signPosition = 0
+        var exponentPosition = 0
+        var exponentSize = 0
+        var mantissaPosition = 0
+        var mantissaSize = 0
         guard H5Tget_fields(typeID, &signPosition, &exponentPosition, &exponentSize, &mantissaPosition, &mantissaSize) >= 0 else {
             HDF5Library.takeErrorMessage()
             return false
@@ -135,7 +139,8 @@ extension DType {
         switch (kind, size) {
         case (.bool, _):
             typeID = H5Tenum_create(medseg_h5t_native_int8())
-            var falseValue: Int8 = 0, trueValue: Int8 = 1
+            var falseValue: Int8 = 0
+            var trueValue: Int8 = 1
             H5Tenum_insert(typeID, "FALSE", &falseValue)
             H5Tenum_insert(typeID, "TRUE", &trueValue)
             return typeID

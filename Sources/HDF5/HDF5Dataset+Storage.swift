@@ -9,7 +9,9 @@ extension HDF5Dataset {
     /// h5py's own build carries): such a dataset opens but can never be read.
     public var unavailableFilters: [String] {
         HDF5Library.prepareThread()
-        return filterPipeline.filter { H5Zfilter_avail(H5Z_filter_t($0.id)) <= 0 }.map { $0.name.isEmpty ? "filter \($0.id)" : "\($0.name) (filter \($0.id))" }
+        return filterPipeline.filter { H5Zfilter_avail(H5Z_filter_t($0.id)) <= 0 }.map {
+            $0.name.isEmpty ? "filter \($0.id)" : "\($0.name) (filter \($0.id))"
+        }
     }
 
     private var filterPipeline: [(id: Int, name: String)] {

@@ -110,8 +110,9 @@ public final class HDF5Dataset {
         HDF5Library.prepareThread()
         let selection = selection ?? .whole(shape)
         guard selection.fits(in: shape) else {
-            throw HDF5Error(.invalidSelection, file: file.path, object: name,
-                            detail: "selection \(selection) outside shape \(shape)")
+            throw HDF5Error(
+                .invalidSelection, file: file.path, object: name,
+                detail: "selection \(selection) outside shape \(shape)")
         }
         precondition(buffer.count >= selection.elementCount * dtype.size, "read buffer too small")
         if selection.elementCount == 0 { return }

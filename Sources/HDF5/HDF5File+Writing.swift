@@ -68,7 +68,8 @@ extension HDF5File {
         H5Tset_size(typeID, max(utf8.count, 1))
         let spaceID = H5Screate(H5S_SCALAR)
         defer { H5Sclose(spaceID) }
-        let datasetID = H5Dcreate2(id, name, typeID, spaceID, HDF5Library.defaultProperties, HDF5Library.defaultProperties, HDF5Library.defaultProperties)
+        let datasetID = H5Dcreate2(
+            id, name, typeID, spaceID, HDF5Library.defaultProperties, HDF5Library.defaultProperties, HDF5Library.defaultProperties)
         guard datasetID >= 0 else { throw HDF5Library.error(.writeFailed, file: path, object: name) }
         defer { H5Dclose(datasetID) }
         let padded = utf8.isEmpty ? [UInt8(0)] : utf8

@@ -89,7 +89,9 @@ public final class HDF5File {
                 return HDF5Library.error(.readFailed, file: path, object: name, "unreadable link")
             }
             guard info.type == H5L_TYPE_HARD else {
-                let kind = info.type == H5L_TYPE_EXTERNAL ? "an external link (to another file)" : info.type == H5L_TYPE_SOFT ? "a soft link" : "a user-defined link"
+                let kind =
+                    info.type == H5L_TYPE_EXTERNAL
+                    ? "an external link (to another file)" : info.type == H5L_TYPE_SOFT ? "a soft link" : "a user-defined link"
                 return HDF5Error(.unsupported, file: path, object: name, detail: "'\(prefix)' is \(kind), which medsegd does not follow")
             }
         }

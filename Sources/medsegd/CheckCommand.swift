@@ -35,8 +35,9 @@ struct CheckCommand: ParsableCommand {
                 continue
             }
             let labeled = entry.dicts.filter { $0.semSegFile != nil }.count
-            print(pad(entry.name, 28) + pad(entry.format.rawValue, 24) + pad("\(entry.dicts.count)", 9)
-                + pad("\(labeled)", 9) + pad("\(entry.scans.count)", 7) + "\(entry.numSubjects)")
+            print(
+                pad(entry.name, 28) + pad(entry.format.rawValue, 24) + pad("\(entry.dicts.count)", 9)
+                    + pad("\(labeled)", 9) + pad("\(entry.scans.count)", 7) + "\(entry.numSubjects)")
         }
         for problem in problems { print(problem) }
         let errors = problems.filter { $0.severity == .error }.count

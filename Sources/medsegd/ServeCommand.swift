@@ -10,7 +10,9 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Load the catalogs from a config file and serve them over HTTP.",
-        discussion: "SIGHUP reloads the configuration; SIGTERM and SIGINT stop gracefully. Under systemd (Type=notify) it reports READY, RELOADING and STOPPING.")
+        discussion:
+            "SIGHUP reloads the configuration; SIGTERM and SIGINT stop gracefully. Under systemd (Type=notify) it reports READY, RELOADING and STOPPING."
+    )
 
     @Option(name: .long, help: "The YAML configuration file (CONFIG.md).")
     var config: String
@@ -31,9 +33,11 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = try loadConfiguration(config)
         if let host { configuration.server.host = host }
         if let port { configuration.server.port = port }
-        logger.info("configuration read", metadata: [
-            "files": "\(configuration.files.joined(separator: ", "))", "datasets": "\(configuration.datasets.count)",
-        ])
+        logger.info(
+            "configuration read",
+            metadata: [
+                "files": "\(configuration.files.joined(separator: ", "))", "datasets": "\(configuration.datasets.count)",
+            ])
         let metrics = ServerMetrics()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
         do {

@@ -1,8 +1,7 @@
+import Glibc
 import HDF5
 import TestSupport
 import Testing
-
-import Glibc
 
 @Suite("HDF5 wrapper: write, then read back")
 struct HDF5RoundTripTests {

@@ -1,9 +1,8 @@
+import Glibc
 import HDF5
 import MedSegData
 import TestSupport
 import Testing
-
-import Glibc
 
 @Suite("Direct reads (pread + zlib) give the bytes HDF5 gives")
 struct DirectReadTests {

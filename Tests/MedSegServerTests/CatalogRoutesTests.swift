@@ -52,7 +52,10 @@ struct CatalogRoutesTests {
             #expect(try await client.get("/healthz").status == 200)
             let ready = try await client.get("/readyz")
             #expect(ready.status == 200)
-            guard case .object(let body) = try ready.json else { Issue.record("not an object"); return }
+            guard case .object(let body) = try ready.json else {
+                Issue.record("not an object")
+                return
+            }
             #expect(body["status"] == .string("ready") && body["datasets"] == .int(4) && body.keys.count == 2)
         }
     }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Glibc
 import Logging
 import MedSegData
 import MedSegServer
@@ -9,8 +10,6 @@ import NIOPosix
 import NIOSSL
 import TestSupport
 import Testing
-
-import Glibc
 
 @Suite("Operations: tokens, metrics, TLS, systemd notifications")
 struct OperationsTests {

@@ -1,6 +1,5 @@
-import MedSegData
-
 import Glibc
+import MedSegData
 
 /// A fresh folder under /tmp, removed with everything in it when released.
 public final class TemporaryDirectory: @unchecked Sendable {

@@ -1,9 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+import Glibc
 import NIOCore
 import NIOHTTP1
-
-import Glibc
 
 /// `medsegd serve` as a child process, on 127.0.0.1 with a free port, its log in a file.
 final class RunningDaemon {

@@ -1,13 +1,12 @@
 import AsyncHTTPClient
 import Foundation
+import Glibc
 import HDF5
 import MedSegData
 import NIOCore
 import NIOHTTP1
 import TestSupport
 import Testing
-
-import Glibc
 
 @Suite("medsegd as a service: systemd notify, SIGHUP reload, tokens, graceful SIGTERM", .serialized)
 struct ServiceTests {

@@ -17,11 +17,13 @@ public enum CatalogLoader {
                 for problem in loaded.problems {
                     logger.log(level: problem.severity == .error ? .error : .warning, "\(problem)")
                 }
-                logger.info("registered dataset", metadata: [
-                    "dataset": "\(config.name)", "format": "\(config.format.rawValue)", "items": "\(entry.dicts.count)",
-                    "scans": "\(entry.scans.count)", "subjects": "\(entry.numSubjects)",
-                    "seconds": "\(Self.seconds(since: started))", "from": "\(config.location)",
-                ])
+                logger.info(
+                    "registered dataset",
+                    metadata: [
+                        "dataset": "\(config.name)", "format": "\(config.format.rawValue)", "items": "\(entry.dicts.count)",
+                        "scans": "\(entry.scans.count)", "subjects": "\(entry.numSubjects)",
+                        "seconds": "\(Self.seconds(since: started))", "from": "\(config.location)",
+                    ])
             } catch {
                 problems.append(error)
                 logger.error("dataset not registered: \(error)")

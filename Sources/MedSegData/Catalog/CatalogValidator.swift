@@ -25,11 +25,12 @@ public enum CatalogValidator {
                 let labeled = volume.items.allSatisfy { entry.dicts[$0].semSegFile != nil }
                 for masks in labeled ? [false, true] : [false] {
                     do {
-                        let source = masks
+                        let source =
+                            masks
                             ? try reader.scanMask(scan.scanID, aug: volume.aug, options: TensorOptions())
                             : try reader.scanImage(scan.scanID, aug: volume.aug, options: TensorOptions())
                         source.close()
-                    } catch where !problems.contains(where: { $0.file == error.file }) {
+                    } catch  where !problems.contains(where: { $0.file == error.file }) {
                         // A broken slice is reported once, above; this catches missing slices and
                         // slices of different shapes or dtypes.
                         record(error, entry.metadata.scanRoot)

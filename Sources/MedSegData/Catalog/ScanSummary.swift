@@ -36,9 +36,13 @@ extension ScanSummary {
         var builders: [String: Builder] = [:]
         for (index, dict) in dicts.enumerated() {
             guard let scanID = dict.scanID else { continue }
-            builders[scanID, default: Builder(summary: ScanSummary(
-                scanID: scanID, subjectID: dict.subjectID, timePoint: dict.timePoint, volumes: []))]
-                .volumes[dict.augmentation, default: []].append(index)
+            builders[
+                scanID,
+                default: Builder(
+                    summary: ScanSummary(
+                        scanID: scanID, subjectID: dict.subjectID, timePoint: dict.timePoint, volumes: []))
+            ]
+            .volumes[dict.augmentation, default: []].append(index)
         }
         return builders.values.map { builder in
             var summary = builder.summary

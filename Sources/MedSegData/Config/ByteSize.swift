@@ -27,7 +27,8 @@ public struct ByteSize: Hashable, Sendable, Comparable, CustomStringConvertible 
             guard !overflow else { return nil }
             self.bytes = product
         } else if let fraction = Double(number), fraction >= 0, fraction.isFinite,
-                  fraction * Double(factor) < Double(Int.max), number.first?.isNumber == true {
+            fraction * Double(factor) < Double(Int.max), number.first?.isNumber == true
+        {
             self.bytes = Int(fraction * Double(factor))
         } else {
             return nil

@@ -118,7 +118,8 @@ struct ConfigReader {
         let privateKey = tls["private_key"].flatMap { isNull($0) ? nil : string($0, "server.tls.private_key", file) }
         switch (certificate, privateKey) {
         case (let certificate?, let privateKey?):
-            return .some(TLSSettings(certificate: Paths.resolve(certificate, against: directory), privateKey: Paths.resolve(privateKey, against: directory)))
+            return .some(
+                TLSSettings(certificate: Paths.resolve(certificate, against: directory), privateKey: Paths.resolve(privateKey, against: directory)))
         case (nil, nil):
             return .some(nil)
         default:
@@ -181,7 +182,9 @@ struct ConfigReader {
 
     static func isValidDatasetName(_ name: String) -> Bool {
         !name.isEmpty && name != "." && name != ".." && name.utf8.count <= 200
-            && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0)) }
+            && name.unicodeScalars.allSatisfy {
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0))
+            }
     }
 
     private mutating func readDataset(
@@ -245,9 +248,10 @@ struct ConfigReader {
                 fail("metadata 'evaluator_type' of dataset '\(name)' must be a string", node, file)
             }
         }
-        datasets.append(DatasetConfig(
-            name: name, family: family, format: format, location: Paths.resolve(rawLocation, against: directory),
-            categories: categories, evaluatorType: evaluatorType, extraMetadata: metadata, roots: roots, source: here))
+        datasets.append(
+            DatasetConfig(
+                name: name, family: family, format: format, location: Paths.resolve(rawLocation, against: directory),
+                categories: categories, evaluatorType: evaluatorType, extraMetadata: metadata, roots: roots, source: here))
     }
 
     private static var formats: String { DatasetFormat.allCases.map(\.rawValue).joined(separator: ", ") }
@@ -265,8 +269,14 @@ struct ConfigReader {
             let what = "category \(index) of \(owner)"
             guard let mapping = mapping(item, what, file) else { continue }
             checkKeys(mapping, allowed: Self.categoryKeys, in: what, file: file)
-            guard let idNode = mapping["id"] else { fail("\(what) has no 'id'", item, file); continue }
-            guard let nameNode = mapping["name"] else { fail("\(what) has no 'name'", item, file); continue }
+            guard let idNode = mapping["id"] else {
+                fail("\(what) has no 'id'", item, file)
+                continue
+            }
+            guard let nameNode = mapping["name"] else {
+                fail("\(what) has no 'name'", item, file)
+                continue
+            }
             guard let id = categoryID(idNode, what, file), let name = string(nameNode, "name of \(what)", file) else { continue }
             var spec = CategorySpec(id: id, name: name)
             if let abbrev = mapping["abbrev"] { spec.abbreviation = string(abbrev, "abbrev of \(what)", file) }
@@ -290,7 +300,9 @@ struct ConfigReader {
         for (field, has) in [("abbrev", { (spec: CategorySpec) in spec.abbreviation != nil }), ("color", { $0.color != nil })] {
             let with = categories.filter { has($0.spec) }
             if !with.isEmpty, let missing = categories.first(where: { !has($0.spec) }) {
-                fail("category '\(missing.spec.name)' of \(owner) has no '\(field)' but others do (they must be 1-to-1 with categories)", missing.node, file)
+                fail(
+                    "category '\(missing.spec.name)' of \(owner) has no '\(field)' but others do (they must be 1-to-1 with categories)", missing.node,
+                    file)
             }
         }
         return errors.count == errorCount ? categories.map(\.spec) : nil
@@ -304,7 +316,10 @@ struct ConfigReader {
         case .sequence(let sequence):
             let channels = sequence.compactMap { integer($0, "id of \(what)", file, range: 0...65535) }
             guard channels.count == sequence.count else { return nil }
-            guard !channels.isEmpty else { fail("id of \(what) is an empty list", node, file); return nil }
+            guard !channels.isEmpty else {
+                fail("id of \(what) is an empty list", node, file)
+                return nil
+            }
             guard Set(channels).count == channels.count else {
                 fail("id of \(what) lists a channel twice: \(channels)", node, file)
                 return nil

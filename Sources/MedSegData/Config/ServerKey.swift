@@ -62,7 +62,8 @@ extension ServerSettings {
         .key("shutdown_grace", \.shutdownGrace, .atRestart, "SIGTERM/SIGINT: in-flight responses get this long to finish") {
             reader, node, what, file, _ in reader.duration(node, what, file)
         },
-        .key("idle_timeout", \.idleTimeout, .atRestart, "idle connections, and responses the client stops reading, are closed after this (0: never)") {
+        .key("idle_timeout", \.idleTimeout, .atRestart, "idle connections, and responses the client stops reading, are closed after this (0: never)")
+        {
             reader, node, what, file, _ in reader.duration(node, what, file)
         },
         .key("max_connections", \.maxConnections, .atRestart, "connections beyond this many wait to be accepted") { reader, node, what, file, _ in
@@ -74,7 +75,8 @@ extension ServerSettings {
         .key("max_body_bytes", \.maxBodyBytes, .atOnce, "batch request bodies; larger ones get 413") { reader, node, what, file, _ in
             reader.byteSize(node, what, file, minimum: 1024, "at least 1KiB")
         },
-        .key("access_log", \.accessLog, .atOnce, "one info-level line per request, written when its body has been sent") { reader, node, what, file, _ in
+        .key("access_log", \.accessLog, .atOnce, "one info-level line per request, written when its body has been sent") {
+            reader, node, what, file, _ in
             reader.bool(node, what, file)
         },
         .key("heap_trim_interval", \.heapTrimInterval, .atRestart, "free heap pages go back to the system this often (0: never)") {

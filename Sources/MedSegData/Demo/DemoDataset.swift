@@ -65,17 +65,19 @@ public enum DemoDataset {
             let name = SliceName(subjectID: 8, timePoint: 0, aug: 0, sliceID: slice)
             try writeSlice(in: manifestSlices, name, labeled: true)
             files += 2
-            manifest.append(.object(JSONObject([
-                ("file_name", .string("slices/\(name.stem).im")),
-                ("sem_seg_file", .string("slices/\(name.stem).seg")),
-                ("scan_id", .string(name.scanID)),
-                ("slice_id", .int(slice)),
-                ("scan_num_slices", .int(4)),
-                ("subject_id", .int(8)),
-                ("time_point", .int(0)),
-                ("site", .string(slice % 2 == 0 ? "B" : "A")),
-                ("scan_spacing", .array([.double(0.5), .double(0.5), .double(1.5)])),
-            ])))
+            manifest.append(
+                .object(
+                    JSONObject([
+                        ("file_name", .string("slices/\(name.stem).im")),
+                        ("sem_seg_file", .string("slices/\(name.stem).seg")),
+                        ("scan_id", .string(name.scanID)),
+                        ("slice_id", .int(slice)),
+                        ("scan_num_slices", .int(4)),
+                        ("subject_id", .int(8)),
+                        ("time_point", .int(0)),
+                        ("site", .string(slice % 2 == 0 ? "B" : "A")),
+                        ("scan_spacing", .array([.double(0.5), .double(0.5), .double(1.5)])),
+                    ])))
         }
         try FileSystem.writeFile(root + "/custom/manifest.json", JSONWriter.encode(.array(manifest), pretty: true))
         files += 1
@@ -133,7 +135,7 @@ public enum DemoDataset {
             for column in 0..<side {
                 let distance = ((Double(row) - center) * (Double(row) - center) + (Double(column) - center) * (Double(column) - center)).squareRoot()
                 let band = Int((distance - 4) / bandWidth)
-                noise = noise &* 6364136223846793005 &+ 1442695040888963407
+                noise = noise &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
                 let jitter = Float(noise >> 40) / Float(1 << 24) * 0.05
                 let pixel = row * side + column
                 if band >= 0 && band < channels {

@@ -48,9 +48,15 @@ public struct JSONParser {
         case UInt8(ascii: "{"): return try parseObject(depth: depth)
         case UInt8(ascii: "["): return try parseArray(depth: depth)
         case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
         default: throw failure("unexpected character '\(Unicode.Scalar(bytes[position]))'")
         }
@@ -84,8 +90,14 @@ public struct JSONParser {
             entries.append((key, try parseValue(depth: depth + 1)))
             skipWhitespace()
             guard position < bytes.count else { throw failure("unexpected end of input") }
-            if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-            if bytes[position] == UInt8(ascii: "}") { position += 1; return .object(JSONObject(entries)) }
+            if bytes[position] == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            if bytes[position] == UInt8(ascii: "}") {
+                position += 1
+                return .object(JSONObject(entries))
+            }
             throw failure("expected ',' or '}'")
         }
     }
@@ -103,8 +115,14 @@ public struct JSONParser {
             elements.append(try parseValue(depth: depth + 1))
             skipWhitespace()
             guard position < bytes.count else { throw failure("unexpected end of input") }
-            if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-            if bytes[position] == UInt8(ascii: "]") { position += 1; return .array(elements) }
+            if bytes[position] == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            if bytes[position] == UInt8(ascii: "]") {
+                position += 1
+                return .array(elements)
+            }
             throw failure("expected ',' or ']'")
         }
     }
@@ -114,7 +132,8 @@ public struct JSONParser {
         func digits(_ parser: inout JSONParser) -> Int {
             let begin = parser.position
             while parser.position < parser.bytes.count,
-                  (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(parser.bytes[parser.position]) { parser.position += 1 }
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(parser.bytes[parser.position])
+            { parser.position += 1 }
             return parser.position - begin
         }
         if bytes[position] == UInt8(ascii: "-") { position += 1 }

@@ -18,7 +18,10 @@ public struct JSONWriter {
 
     /// Hands over what has been written so far and starts a fresh buffer (container state is kept).
     public mutating func takeBytes() -> [UInt8] {
-        defer { bytes = []; bytes.reserveCapacity(64 * 1024) }
+        defer {
+            bytes = []
+            bytes.reserveCapacity(64 * 1024)
+        }
         return bytes
     }
 

@@ -29,7 +29,8 @@ public struct NPZLayout: Sendable {
 
     public init(members: [Member]) {
         self.members = members
-        let zip64 = members.contains { $0.size >= 0xFFFF_FFFF }
+        let zip64 =
+            members.contains { $0.size >= 0xFFFF_FFFF }
             || members.reduce(0) { $0 + $1.size + 200 } >= 0xFFFF_FFFF
         self.zip64 = zip64
         var offsets: [Int] = []
@@ -53,7 +54,8 @@ public struct NPZLayout: Sendable {
         bytes.u16(zip64 ? 45 : 20)  // version needed
         bytes.u16(0x0008)  // sizes and CRC in the data descriptor
         bytes.u16(0)  // stored
-        bytes.u16(0); bytes.u16(0x0021)  // 1980-01-01 00:00: the same bytes for the same array (ETags)
+        bytes.u16(0)
+        bytes.u16(0x0021)  // 1980-01-01 00:00: the same bytes for the same array (ETags)
         bytes.u32(0)
         bytes.u32(zip64 ? 0xFFFF_FFFF : 0)
         bytes.u32(zip64 ? 0xFFFF_FFFF : 0)
@@ -61,7 +63,10 @@ public struct NPZLayout: Sendable {
         bytes.u16(zip64 ? 20 : 0)
         bytes.append(name)
         if zip64 {
-            bytes.u16(0x0001); bytes.u16(16); bytes.u64(0); bytes.u64(0)
+            bytes.u16(0x0001)
+            bytes.u16(16)
+            bytes.u64(0)
+            bytes.u64(0)
         }
         bytes.append(member.npyHeader)
         return bytes.bytes
@@ -73,7 +78,13 @@ public struct NPZLayout: Sendable {
         var bytes = ZIPBytes()
         bytes.u32(0x0807_4B50)
         bytes.u32(crc)
-        if zip64 { bytes.u64(UInt64(size)); bytes.u64(UInt64(size)) } else { bytes.u32(UInt32(size)); bytes.u32(UInt32(size)) }
+        if zip64 {
+            bytes.u64(UInt64(size))
+            bytes.u64(UInt64(size))
+        } else {
+            bytes.u32(UInt32(size))
+            bytes.u32(UInt32(size))
+        }
         return bytes.bytes
     }
 
@@ -87,7 +98,8 @@ public struct NPZLayout: Sendable {
             bytes.u16(zip64 ? 45 : 20)  // needed
             bytes.u16(0x0008)
             bytes.u16(0)
-            bytes.u16(0); bytes.u16(0x0021)
+            bytes.u16(0)
+            bytes.u16(0x0021)
             bytes.u32(crcs[index])
             bytes.u32(zip64 ? 0xFFFF_FFFF : UInt32(member.size))
             bytes.u32(zip64 ? 0xFFFF_FFFF : UInt32(member.size))
@@ -100,21 +112,36 @@ public struct NPZLayout: Sendable {
             bytes.u32(zip64 ? 0xFFFF_FFFF : UInt32(offsets[index]))
             bytes.append(name)
             if zip64 {
-                bytes.u16(0x0001); bytes.u16(24)
-                bytes.u64(UInt64(member.size)); bytes.u64(UInt64(member.size)); bytes.u64(UInt64(offsets[index]))
+                bytes.u16(0x0001)
+                bytes.u16(24)
+                bytes.u64(UInt64(member.size))
+                bytes.u64(UInt64(member.size))
+                bytes.u64(UInt64(offsets[index]))
             }
         }
         let directorySize = bytes.bytes.count
         if zip64 {
             let recordOffset = centralDirectoryOffset + directorySize
-            bytes.u32(0x0606_4B50); bytes.u64(44); bytes.u16(45); bytes.u16(45); bytes.u32(0); bytes.u32(0)
-            bytes.u64(UInt64(members.count)); bytes.u64(UInt64(members.count))
-            bytes.u64(UInt64(directorySize)); bytes.u64(UInt64(centralDirectoryOffset))
-            bytes.u32(0x0706_4B50); bytes.u32(0); bytes.u64(UInt64(recordOffset)); bytes.u32(1)
+            bytes.u32(0x0606_4B50)
+            bytes.u64(44)
+            bytes.u16(45)
+            bytes.u16(45)
+            bytes.u32(0)
+            bytes.u32(0)
+            bytes.u64(UInt64(members.count))
+            bytes.u64(UInt64(members.count))
+            bytes.u64(UInt64(directorySize))
+            bytes.u64(UInt64(centralDirectoryOffset))
+            bytes.u32(0x0706_4B50)
+            bytes.u32(0)
+            bytes.u64(UInt64(recordOffset))
+            bytes.u32(1)
         }
         bytes.u32(0x0605_4B50)
-        bytes.u16(0); bytes.u16(0)
-        bytes.u16(zip64 ? 0xFFFF : UInt16(members.count)); bytes.u16(zip64 ? 0xFFFF : UInt16(members.count))
+        bytes.u16(0)
+        bytes.u16(0)
+        bytes.u16(zip64 ? 0xFFFF : UInt16(members.count))
+        bytes.u16(zip64 ? 0xFFFF : UInt16(members.count))
         bytes.u32(zip64 ? 0xFFFF_FFFF : UInt32(directorySize))
         bytes.u32(zip64 ? 0xFFFF_FFFF : UInt32(centralDirectoryOffset))
         bytes.u16(0)
@@ -127,10 +154,12 @@ public struct NPZLayout: Sendable {
 
     /// A whole archive in memory (small archives: items, tests).
     public static func encode(_ arrays: [(name: String, tensor: Tensor)]) -> [UInt8] {
-        let layout = NPZLayout(members: arrays.map {
-            Member(name: $0.name + ".npy", npyHeader: NPY.header(for: TensorLayout(dtype: $0.tensor.dtype, shape: $0.tensor.shape)),
-                   dataLength: $0.tensor.byteCount)
-        })
+        let layout = NPZLayout(
+            members: arrays.map {
+                Member(
+                    name: $0.name + ".npy", npyHeader: NPY.header(for: TensorLayout(dtype: $0.tensor.dtype, shape: $0.tensor.shape)),
+                    dataLength: $0.tensor.byteCount)
+            })
         var bytes: [UInt8] = []
         bytes.reserveCapacity(layout.totalLength)
         var crcs: [UInt32] = []

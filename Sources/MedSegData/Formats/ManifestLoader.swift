@@ -53,7 +53,8 @@ enum ManifestLoader: FormatLoader {
         for (index, entry) in values.enumerated() {
             guard case .object(let object) = entry.value else {
                 let place = entry.line.map { "line \($0)" } ?? "item \(index)"
-                throw DataProblem(.error, dataset: config.name, file: config.location, "\(place) is \(entry.value.typeName), not a dataset dict (an object)")
+                throw DataProblem(
+                    .error, dataset: config.name, file: config.location, "\(place) is \(entry.value.typeName), not a dataset dict (an object)")
             }
             objects.append(object)
         }
@@ -89,7 +90,8 @@ enum ManifestLoader: FormatLoader {
         var imageSize: [Int]?
         if let size = object["image_size"] {
             guard let elements = size.arrayValue, case let dims = elements.compactMap(\.intValue), dims.count == elements.count,
-                  dims.allSatisfy({ $0 >= 0 }) else { throw problem("'image_size' must be a list of whole numbers") }
+                dims.allSatisfy({ $0 >= 0 })
+            else { throw problem("'image_size' must be a list of whole numbers") }
             imageSize = dims
         }
         var scanID: String?

@@ -22,14 +22,15 @@ enum SingleFile3DLoader: FormatLoader {
             do throws(HDF5Error) {
                 let shape = try Volumes3DLoader.volumeShape(in: file, group: group)
                 let scan = ScanName(searching: group)
-                result.dicts.append(DatasetDict(
-                    fileName: group,
-                    semSegFile: group,
-                    scanID: scan?.scanID ?? group,
-                    subjectID: scan?.subjectID,
-                    timePoint: scan?.timePoint,
-                    imageSize: shape,
-                    singlefilePath: path))
+                result.dicts.append(
+                    DatasetDict(
+                        fileName: group,
+                        semSegFile: group,
+                        scanID: scan?.scanID ?? group,
+                        subjectID: scan?.subjectID,
+                        timePoint: scan?.timePoint,
+                        imageSize: shape,
+                        singlefilePath: path))
             } catch {
                 result.problems.append(DataProblem(.error, dataset: config.name, file: path, "skipped group '\(group)': \(error.detailWithoutFile)"))
             }

@@ -20,9 +20,9 @@ public struct SliceName: Hashable, Sendable {
     public init?(stem: Substring) {
         var utf8 = stem.utf8[...]
         guard let subject = Self.number(&utf8), Self.literal("_V", &utf8),
-              let timePoint = Self.number(&utf8), Self.literal("-Aug", &utf8),
-              let aug = Self.number(&utf8), Self.literal("_", &utf8),
-              let slice = Self.number(&utf8), utf8.isEmpty
+            let timePoint = Self.number(&utf8), Self.literal("-Aug", &utf8),
+            let aug = Self.number(&utf8), Self.literal("_", &utf8),
+            let slice = Self.number(&utf8), utf8.isEmpty
         else { return nil }
         self.init(subjectID: subject, timePoint: timePoint, aug: aug, sliceID: slice)
     }
@@ -36,7 +36,8 @@ public struct SliceName: Hashable, Sendable {
     init?(bytes: UnsafeBufferPointer<UInt8>, canonical: inout Bool) {
         var position = 0
         func number(_ widths: inout [Int]) -> Int? {
-            var value = 0, count = 0
+            var value = 0
+            var count = 0
             while position < bytes.count, bytes[position] >= UInt8(ascii: "0"), bytes[position] <= UInt8(ascii: "9") {
                 guard count < 18 else { return nil }
                 value = value * 10 + Int(bytes[position] - UInt8(ascii: "0"))
@@ -56,7 +57,7 @@ public struct SliceName: Hashable, Sendable {
         var widths: [Int] = []
         widths.reserveCapacity(4)
         guard let subject = number(&widths), literal("_V"), let timePoint = number(&widths), literal("-Aug"),
-              let aug = number(&widths), literal("_"), let slice = number(&widths), position == bytes.count
+            let aug = number(&widths), literal("_"), let slice = number(&widths), position == bytes.count
         else { return nil }
         self.init(subjectID: subject, timePoint: timePoint, aug: aug, sliceID: slice)
         canonical = widths == [7, 2, 2, 3]
@@ -121,15 +122,19 @@ public struct ScanName: Hashable, Sendable {
         var index = 0
         while index < bytes.count {
             // Find a run of digits followed by "_V" and more digits.
-            guard bytes[index].isDigit, index == 0 || !bytes[index - 1].isDigit else { index += 1; continue }
+            guard bytes[index].isDigit, index == 0 || !bytes[index - 1].isDigit else {
+                index += 1
+                continue
+            }
             var end = index
             while end < bytes.count, bytes[end].isDigit { end += 1 }
             if end + 2 < bytes.count, bytes[end] == UInt8(ascii: "_"), bytes[end + 1] == UInt8(ascii: "V"), bytes[end + 2].isDigit {
                 var timeEnd = end + 2
                 while timeEnd < bytes.count, bytes[timeEnd].isDigit { timeEnd += 1 }
                 if end - index <= 18, timeEnd - end - 2 <= 18,
-                   let subject = Int(String(decoding: bytes[index..<end], as: UTF8.self)),
-                   let time = Int(String(decoding: bytes[(end + 2)..<timeEnd], as: UTF8.self)) {
+                    let subject = Int(String(decoding: bytes[index..<end], as: UTF8.self)),
+                    let time = Int(String(decoding: bytes[(end + 2)..<timeEnd], as: UTF8.self))
+                {
                     subjectID = subject
                     timePoint = time
                     return

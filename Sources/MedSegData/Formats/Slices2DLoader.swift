@@ -13,7 +13,8 @@ enum Slices2DLoader: FormatLoader {
         do {
             try FileSystem.scanDirectory(root) { name, kind in
                 guard kind == .file else { return }
-                let isImage = name.hasSuffix(".im"), isMask = !isImage && name.hasSuffix(".seg")
+                let isImage = name.hasSuffix(".im")
+                let isMask = !isImage && name.hasSuffix(".seg")
                 guard isImage || isMask else { return }
                 let stem = UnsafeBufferPointer(rebasing: name[0..<(name.count - (isImage ? 3 : 4))])
                 var canonical = false
@@ -38,7 +39,11 @@ enum Slices2DLoader: FormatLoader {
         // MedSegPy sorts file names. Names written exactly as %07d_V%02d-Aug%02d_%03d sort like
         // their numbers, which is much faster to compare; any other name needs the byte order.
         if allImagesCanonical {
-            images.sort { ($0.slice.subjectID, $0.slice.timePoint, $0.slice.aug, $0.slice.sliceID) < ($1.slice.subjectID, $1.slice.timePoint, $1.slice.aug, $1.slice.sliceID) }
+            images.sort {
+                ($0.slice.subjectID, $0.slice.timePoint, $0.slice.aug, $0.slice.sliceID) < (
+                    $1.slice.subjectID, $1.slice.timePoint, $1.slice.aug, $1.slice.sliceID
+                )
+            }
         } else {
             images.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         }
@@ -53,20 +58,22 @@ enum Slices2DLoader: FormatLoader {
             let stem = name.dropLast(3)
             // The mask is the .seg with the same stem: canonical stems are found by their numbers.
             let labeled = canonical ? canonicalMasks.contains(slice.packedCanonicalKey) : otherMasks.contains(String(stem))
-            result.dicts.append(DatasetDict(
-                fileName: prefix + name,
-                semSegFile: labeled ? prefix + stem + ".seg" : nil,
-                scanID: slice.scanID,
-                subjectID: slice.subjectID,
-                timePoint: slice.timePoint,
-                aug: slice.aug,
-                sliceID: slice.sliceID,
-                scanNumSlices: sliceCounts[VolumeKey(slice)]))
+            result.dicts.append(
+                DatasetDict(
+                    fileName: prefix + name,
+                    semSegFile: labeled ? prefix + stem + ".seg" : nil,
+                    scanID: slice.scanID,
+                    subjectID: slice.subjectID,
+                    timePoint: slice.timePoint,
+                    aug: slice.aug,
+                    sliceID: slice.sliceID,
+                    scanNumSlices: sliceCounts[VolumeKey(slice)]))
         }
         if unmatched > 0 {
-            result.problems.append(DataProblem(
-                .warning, dataset: config.name, file: root,
-                "skipped \(unmatched) .im/.seg file(s) not named %07d_V%02d-Aug%02d_%03d (first: '\(firstUnmatched ?? "")')"))
+            result.problems.append(
+                DataProblem(
+                    .warning, dataset: config.name, file: root,
+                    "skipped \(unmatched) .im/.seg file(s) not named %07d_V%02d-Aug%02d_%03d (first: '\(firstUnmatched ?? "")')"))
         }
         return result
     }

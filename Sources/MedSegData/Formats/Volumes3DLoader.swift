@@ -12,13 +12,14 @@ enum Volumes3DLoader: FormatLoader {
             do {
                 let shape = try volumeShape(in: HDF5File.open(path), group: nil)
                 let scan = ScanName(searching: entry.name)
-                result.dicts.append(DatasetDict(
-                    fileName: path,
-                    semSegFile: path,
-                    scanID: scan?.scanID ?? Self.stem(entry.name),
-                    subjectID: scan?.subjectID,
-                    timePoint: scan?.timePoint,
-                    imageSize: shape))
+                result.dicts.append(
+                    DatasetDict(
+                        fileName: path,
+                        semSegFile: path,
+                        scanID: scan?.scanID ?? Self.stem(entry.name),
+                        subjectID: scan?.subjectID,
+                        timePoint: scan?.timePoint,
+                        imageSize: shape))
             } catch {
                 result.problems.append(DataProblem(.error, dataset: config.name, file: path, "skipped: \(error.detailWithoutFile)"))
             }

@@ -78,7 +78,9 @@ extension ArrayRequest {
         return index
     }
 
-    private static func options(region: String?, categories: CategorySelection?, background: String?, dtype: String?) throws(TensorError) -> TensorOptions {
+    private static func options(
+        region: String?, categories: CategorySelection?, background: String?, dtype: String?
+    ) throws(TensorError) -> TensorOptions {
         var options = TensorOptions()
         if let region {
             do {
@@ -96,7 +98,10 @@ extension ArrayRequest {
         }
         if let dtype {
             guard let type = DType(numpyName: dtype) else {
-                throw TensorError(.invalidRequest, "dtype must be one of bool, uint8, int8, uint16, int16, uint32, int32, uint64, int64, float16, float32, float64; not '\(dtype.prefix(40))'")
+                throw TensorError(
+                    .invalidRequest,
+                    "dtype must be one of bool, uint8, int8, uint16, int16, uint32, int32, uint64, int64, float16, float32, float64; not '\(dtype.prefix(40))'"
+                )
             }
             options.dtype = type
         }

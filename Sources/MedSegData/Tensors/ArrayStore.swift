@@ -45,7 +45,8 @@ final class LibraryArray: ArrayStore {
     }
 
     func read(_ selection: Hyperslab, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
-        let opened: HDF5File, dataset: HDF5Dataset
+        let opened: HDF5File
+        let dataset: HDF5Dataset
         do { opened = try HDF5File.open(file) } catch { throw unreadable(error) }
         guard opened.fileDescriptor.flatMap(FileIdentity.of(descriptor:)) == identity else { throw TensorError.changed(describe) }
         do { dataset = try opened.dataset(key) } catch { throw unreadable(error) }

@@ -41,7 +41,8 @@ public enum Collation {
             return
         }
         let codec = ElementCodec(dtype)
-        let one = Number.integer(1), zero = Number.integer(0)
+        let one = Number.integer(1)
+        let zero = Number.integer(0)
         for pixel in 0..<pixels {
             let source = pixel * channels
             let target = pixel * outputChannels
@@ -65,8 +66,10 @@ public enum Collation {
         groups: [[Int]], outputChannels: Int, offset: Int, background: BackgroundChannel, isBool: Bool
     ) {
         guard pixels > 0, let source = input.baseAddress?.assumingMemoryBound(to: UInt8.self),
-              let target = output.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
-        let stride = channels, width = outputChannels
+            let target = output.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        else { return }
+        let stride = channels
+        let width = outputChannels
         for (k, group) in groups.enumerated() {
             let to = target + k + offset
             switch group.count {
@@ -74,7 +77,8 @@ public enum Collation {
                 let from = source + group[0]
                 for pixel in 0..<pixels { to[pixel * width] = from[pixel * stride] }
             case 2:
-                let first = source + group[0], second = source + group[1]
+                let first = source + group[0]
+                let second = source + group[1]
                 for pixel in 0..<pixels { to[pixel * width] = first[pixel * stride] &+ second[pixel * stride] }
             default:
                 let from = source + group[0]

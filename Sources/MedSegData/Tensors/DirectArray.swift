@@ -1,8 +1,8 @@
-import Glibc
-import Dispatch
-import Synchronization
 internal import CZlib
+import Dispatch
+import Glibc
 internal import HDF5
+import Synchronization
 
 /// Reads a mapped dataset with `pread` (and zlib for deflated chunks): the same bytes HDF5 would
 /// give, without its global lock, so reads run on every core. Chunks are inflated in parallel.
@@ -53,8 +53,11 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
 
     // MARK: contiguous
 
-    private func readContiguous(_ selection: Hyperslab, offset: UInt64, from descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
-        let shape = map.shape, size = map.dtype.size
+    private func readContiguous(
+        _ selection: Hyperslab, offset: UInt64, from descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(TensorError) {
+        let shape = map.shape
+        let size = map.dtype.size
         let rank = shape.count
         if rank == 0 || isOneBlock(selection, shape) {
             let first = rank == 0 ? 0 : selection.start[0] * shape.dropFirst().reduce(1, *)
@@ -64,9 +67,11 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
         // Row by row of the first axis: one read spanning the rest of the selection, then a gather.
         let planeElements = shape.dropFirst().reduce(1, *)
         let inner = Array(shape.dropFirst())
-        let innerSlab = Hyperslab(start: Array(selection.start.dropFirst()), count: Array(selection.count.dropFirst()), stride: Array(selection.stride.dropFirst()))
+        let innerSlab = Hyperslab(
+            start: Array(selection.start.dropFirst()), count: Array(selection.count.dropFirst()), stride: Array(selection.stride.dropFirst()))
         let innerStrides = Self.strides(inner)
-        var firstInner = 0, lastInner = 0
+        var firstInner = 0
+        var lastInner = 0
         for axis in 0..<inner.count {
             firstInner += innerSlab.start[axis] * innerStrides[axis]
             lastInner += (innerSlab.start[axis] + max(innerSlab.count[axis] - 1, 0) * innerSlab.stride[axis]) * innerStrides[axis]
@@ -90,7 +95,8 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
     /// Whether the selection is one run of bytes: whole trailing axes under a unit-stride first axis.
     private func isOneBlock(_ selection: Hyperslab, _ shape: [Int]) -> Bool {
         guard selection.stride[0] == 1 || selection.count[0] == 1 else { return false }
-        for axis in 1..<shape.count where selection.start[axis] != 0 || selection.count[axis] != shape[axis] || (selection.stride[axis] != 1 && shape[axis] > 1) {
+        for axis in 1..<shape.count
+        where selection.start[axis] != 0 || selection.count[axis] != shape[axis] || (selection.stride[axis] != 1 && shape[axis] > 1) {
             return false
         }
         return true
@@ -98,8 +104,11 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
 
     // MARK: chunked
 
-    private func readChunked(_ selection: Hyperslab, _ chunks: StorageMap.Chunks, from descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(TensorError) {
-        let shape = map.shape, size = map.dtype.size
+    private func readChunked(
+        _ selection: Hyperslab, _ chunks: StorageMap.Chunks, from descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(TensorError) {
+        let shape = map.shape
+        let size = map.dtype.size
         let grid = chunks.grid(for: shape)
         // Per axis: the chunk coordinates the selection touches.
         var touched: [[Int]] = []

@@ -20,7 +20,9 @@ enum Gather {
         var positionCount = [Int](repeating: 0, count: rank)
         var firstIndex = [Int](repeating: 0, count: rank)
         for axis in 0..<rank {
-            let start = selection.start[axis], step = selection.stride[axis], origin = blockOrigin[axis]
+            let start = selection.start[axis]
+            let step = selection.stride[axis]
+            let origin = blockOrigin[axis]
             // The first position p with start + p * step >= origin, and the last below origin + length.
             let lowest = origin > start ? (origin - start + step - 1) / step : 0
             let highest = min(selection.count[axis] - 1, (origin + blockShape[axis] - 1 - start) / step)
@@ -80,9 +82,18 @@ enum Gather {
     private static func copyStrided(_ from: UnsafeRawPointer, _ to: UnsafeMutableRawPointer, count: Int, step: Int, elementSize: Int) {
         switch elementSize {
         case 1: for k in 0..<count { to.storeBytes(of: from.load(fromByteOffset: k * step, as: UInt8.self), toByteOffset: k, as: UInt8.self) }
-        case 2: for k in 0..<count { to.storeBytes(of: from.loadUnaligned(fromByteOffset: k * step, as: UInt16.self), toByteOffset: k * 2, as: UInt16.self) }
-        case 4: for k in 0..<count { to.storeBytes(of: from.loadUnaligned(fromByteOffset: k * step, as: UInt32.self), toByteOffset: k * 4, as: UInt32.self) }
-        case 8: for k in 0..<count { to.storeBytes(of: from.loadUnaligned(fromByteOffset: k * step, as: UInt64.self), toByteOffset: k * 8, as: UInt64.self) }
+        case 2:
+            for k in 0..<count {
+                to.storeBytes(of: from.loadUnaligned(fromByteOffset: k * step, as: UInt16.self), toByteOffset: k * 2, as: UInt16.self)
+            }
+        case 4:
+            for k in 0..<count {
+                to.storeBytes(of: from.loadUnaligned(fromByteOffset: k * step, as: UInt32.self), toByteOffset: k * 4, as: UInt32.self)
+            }
+        case 8:
+            for k in 0..<count {
+                to.storeBytes(of: from.loadUnaligned(fromByteOffset: k * step, as: UInt64.self), toByteOffset: k * 8, as: UInt64.self)
+            }
         default: for k in 0..<count { (to + k * elementSize).copyMemory(from: from + k * step, byteCount: elementSize) }
         }
     }

@@ -58,7 +58,8 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
             // Dropped and squeezed axes have one element: the pixels are the same either way.
             let raw = try dataset.readBytes(sub)
             raw.withUnsafeBytes { input in
-                Collation.collate(input, dtype: dataset.dtype, channels: sub.count.last ?? 1, selection: selection, background: background, into: buffer)
+                Collation.collate(
+                    input, dtype: dataset.dtype, channels: sub.count.last ?? 1, selection: selection, background: background, into: buffer)
             }
         }
     }

@@ -78,7 +78,10 @@ public struct Region: Hashable, Sendable, CustomStringConvertible {
         guard components.count <= shape.count else {
             throw ParseError(message: "region '\(self)' has \(components.count) components but the array has \(shape.count) axes \(shape)")
         }
-        var start: [Int] = [], count: [Int] = [], stride: [Int] = [], kept: [Bool] = []
+        var start: [Int] = []
+        var count: [Int] = []
+        var stride: [Int] = []
+        var kept: [Bool] = []
         for (axis, length) in shape.enumerated() {
             let component = axis < components.count ? components[axis] : .slice(start: nil, stop: nil, step: nil)
             switch component {
@@ -87,7 +90,10 @@ public struct Region: Hashable, Sendable, CustomStringConvertible {
                 guard position >= 0, position < length else {
                     throw ParseError(message: "region index \(index) is out of range for axis \(axis) of length \(length)")
                 }
-                start.append(position); count.append(1); stride.append(1); kept.append(false)
+                start.append(position)
+                count.append(1)
+                stride.append(1)
+                kept.append(false)
             case .slice(let first, let last, let step):
                 let step = step ?? 1
                 guard step != 0 else { throw ParseError(message: "region step cannot be 0 (axis \(axis))") }
@@ -102,7 +108,10 @@ public struct Region: Hashable, Sendable, CustomStringConvertible {
                 let selected = to > from ? (to - from - 1) / step + 1 : 0
                 // A step that reaches past the end selects one element: stride 1 keeps every later
                 // offset computation within the array.
-                start.append(selected > 0 ? from : 0); count.append(selected); stride.append(selected > 1 ? step : 1); kept.append(true)
+                start.append(selected > 0 ? from : 0)
+                count.append(selected)
+                stride.append(selected > 1 ? step : 1)
+                kept.append(true)
             }
         }
         return ResolvedRegion(hyperslab: Hyperslab(start: start, count: count, stride: stride), keptAxes: kept)

@@ -54,7 +54,9 @@ final class StackSource: TensorSource, @unchecked Sendable {
             var count = [rows, columns, 1]
             var stride = [sub.stride[0], sub.stride[1], 1]
             if collation != nil {
-                start.append(0); count.append(storedChannels); stride.append(1)
+                start.append(0)
+                count.append(storedChannels)
+                stride.append(1)
             }
             let band = try dataset.readBytes(Hyperslab(start: start, count: count, stride: stride))
             var values = band

@@ -42,14 +42,16 @@ struct StorageMap: Sendable {
         case .contiguous:
             // Offsets come from the file: they must lie inside it before any arithmetic uses them.
             guard let extent = dataset.contiguousExtent, extent.offset <= UInt64(identity.size),
-                  UInt64(extent.byteCount) <= UInt64(identity.size) - extent.offset else { return nil }
+                UInt64(extent.byteCount) <= UInt64(identity.size) - extent.offset
+            else { return nil }
             return StorageMap(file: file, identity: identity, shape: dataset.shape, dtype: dataset.dtype, layout: .contiguous(offset: extent.offset))
         case .chunked(let chunkShape, _):
             let filters = dataset.filters
             guard filters.allSatisfy({ $0 == deflate || $0 == shuffle }), filters.filter({ $0 == shuffle }).count <= 1,
-                  filters.filter({ $0 == deflate }).count <= 1, !dataset.hasNonZeroFill,
-                  chunkShape.count == dataset.shape.count, chunkShape.allSatisfy({ $0 > 0 }),
-                  let chunkBytes = (chunkShape + [dataset.dtype.size]).checkedProduct, chunkBytes <= maxChunkBytes else { return nil }
+                filters.filter({ $0 == deflate }).count <= 1, !dataset.hasNonZeroFill,
+                chunkShape.count == dataset.shape.count, chunkShape.allSatisfy({ $0 > 0 }),
+                let chunkBytes = (chunkShape + [dataset.dtype.size]).checkedProduct, chunkBytes <= maxChunkBytes
+            else { return nil }
             var chunks = Chunks(shape: chunkShape, locations: [], filters: filters)
             let grid = chunks.grid(for: dataset.shape)
             let total = grid.reduce(1, *)
@@ -65,7 +67,9 @@ struct StorageMap: Sendable {
                 let location: HDF5Dataset.ChunkLocation?
                 do { location = try dataset.chunkLocation(at: offset) } catch { return nil }
                 if let location {
-                    guard location.address <= UInt64(identity.size), UInt64(location.size) <= UInt64(identity.size) - location.address else { return nil }
+                    guard location.address <= UInt64(identity.size), UInt64(location.size) <= UInt64(identity.size) - location.address else {
+                        return nil
+                    }
                 }
                 chunks.locations.append(location)
             }

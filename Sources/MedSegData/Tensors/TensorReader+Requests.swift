@@ -27,24 +27,47 @@ extension TensorReader {
         do throws(TensorError) {
             switch (request.target, request.arrays) {
             case (.item(let index), .image):
-                return [NamedArray(name: "image", sources: [try open { () throws(TensorError) in try image(item: index, options: request.options) }], stacked: false)]
+                return [
+                    NamedArray(
+                        name: "image", sources: [try open { () throws(TensorError) in try image(item: index, options: request.options) }],
+                        stacked: false)
+                ]
             case (.item(let index), .mask):
-                return [NamedArray(name: "mask", sources: [try open { () throws(TensorError) in try mask(item: index, options: request.options) }], stacked: false)]
+                return [
+                    NamedArray(
+                        name: "mask", sources: [try open { () throws(TensorError) in try mask(item: index, options: request.options) }],
+                        stacked: false)
+                ]
             case (.item(let index), .pair):
-                let imageArray = NamedArray(name: "image", sources: [try open { () throws(TensorError) in try image(item: index, options: request.options) }], stacked: false)
+                let imageArray = NamedArray(
+                    name: "image", sources: [try open { () throws(TensorError) in try image(item: index, options: request.options) }], stacked: false)
                 guard try isLabeled(index) else { return [imageArray] }
-                return [imageArray, NamedArray(name: "mask", sources: [try open { () throws(TensorError) in try mask(item: index, options: request.maskOptions) }], stacked: false)]
+                return [
+                    imageArray,
+                    NamedArray(
+                        name: "mask", sources: [try open { () throws(TensorError) in try mask(item: index, options: request.maskOptions) }],
+                        stacked: false),
+                ]
             case (.scan(let id, let aug), .image):
-                return [NamedArray(name: "image", sources: [try open { () throws(TensorError) in try scanImage(id, aug: aug, options: request.options) }], stacked: false)]
+                return [
+                    NamedArray(
+                        name: "image", sources: [try open { () throws(TensorError) in try scanImage(id, aug: aug, options: request.options) }],
+                        stacked: false)
+                ]
             case (.scan(let id, let aug), .mask):
-                return [NamedArray(name: "mask", sources: [try open { () throws(TensorError) in try scanMask(id, aug: aug, options: request.options) }], stacked: false)]
+                return [
+                    NamedArray(
+                        name: "mask", sources: [try open { () throws(TensorError) in try scanMask(id, aug: aug, options: request.options) }],
+                        stacked: false)
+                ]
             case (.scan, .pair):
                 throw TensorError(.invalidRequest, "scans are sent as image or mask, not as a pair")
             case (.batch(let indices), _):
                 for index in indices {
                     guard try isLabeled(index) else { throw TensorError(.unprocessable, "item \(index) of the batch is unlabeled: it has no mask") }
                 }
-                var images: [any TensorSource] = [], masks: [any TensorSource] = []
+                var images: [any TensorSource] = []
+                var masks: [any TensorSource] = []
                 for index in indices {
                     images.append(try open { () throws(TensorError) in try image(item: index, options: request.options) })
                     masks.append(try open { () throws(TensorError) in try mask(item: index, options: request.maskOptions) })
@@ -61,12 +84,16 @@ extension TensorReader {
 
     public static func overLimit(_ bytes: Int, _ limit: Int) -> TensorError {
         let size = bytes == Int.max ? "more bytes than can be counted" : "\(bytes) bytes"
-        return TensorError(.tooLarge, "the response would be \(size), over max_response_bytes (\(ByteSize(bytes: limit))); ask for a region or fewer items")
+        return TensorError(
+            .tooLarge, "the response would be \(size), over max_response_bytes (\(ByteSize(bytes: limit))); ask for a region or fewer items")
     }
 
     private static func checkOneLayout(_ sources: [any TensorSource], _ indices: [Int], what: String) throws(TensorError) {
         guard let first = sources.first?.layout, let position = sources.firstIndex(where: { $0.layout != first }) else { return }
         let other = sources[position].layout
-        throw TensorError(.unprocessable, "items \(indices[0]) and \(indices[position]) differ in \(what) \(first.shape == other.shape ? "dtype" : "shape"): \(first) vs \(other); a batch needs one shape (use region=)")
+        throw TensorError(
+            .unprocessable,
+            "items \(indices[0]) and \(indices[position]) differ in \(what) \(first.shape == other.shape ? "dtype" : "shape"): \(first) vs \(other); a batch needs one shape (use region=)"
+        )
     }
 }

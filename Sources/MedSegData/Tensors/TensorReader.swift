@@ -80,7 +80,8 @@ public struct TensorReader: Sendable {
             throw TensorError(.notFound, "scan '\(shown)' is not in dataset '\(entry.name)'")
         }
         guard let volume = scan.volumes.first(where: { $0.aug == aug }) else {
-            throw TensorError(.notFound, "scan '\(scanID)' has no augmentation \(aug) (it has: \(scan.volumes.map { String($0.aug) }.joined(separator: ", ")))")
+            throw TensorError(
+                .notFound, "scan '\(scanID)' has no augmentation \(aug) (it has: \(scan.volumes.map { String($0.aug) }.joined(separator: ", ")))")
         }
         return volume
     }
@@ -131,7 +132,9 @@ public struct TensorReader: Sendable {
         if sliceIDs.count == volume.items.count, sliceIDs != Array(1...max(1, sliceIDs.count)) {
             let present = Set(sliceIDs)
             let missing = (1...).first { !present.contains($0) }!
-            throw TensorError(.unprocessable, "scan '\(scanID)' (aug \(volume.aug)) cannot be stacked: slice \(missing) is missing (slices found: \(sliceIDs.count))")
+            throw TensorError(
+                .unprocessable,
+                "scan '\(scanID)' (aug \(volume.aug)) cannot be stacked: slice \(missing) is missing (slices found: \(sliceIDs.count))")
         }
         var datasets: [any ArrayStore] = []
         var firstShape: (shape: [Int], dtype: DType, name: String, index: Int)?
@@ -143,7 +146,10 @@ public struct TensorReader: Sendable {
             let file: String
             if masks {
                 guard let maskFile = storage.maskFile else {
-                    throw TensorError(.unprocessable, "slice \(entry.dicts[index].sliceID ?? index) of scan '\(scanID)' (item \(index)) is unlabeled: the mask volume cannot be stacked")
+                    throw TensorError(
+                        .unprocessable,
+                        "slice \(entry.dicts[index].sliceID ?? index) of scan '\(scanID)' (item \(index)) is unlabeled: the mask volume cannot be stacked"
+                    )
                 }
                 file = maskFile
             } else {
@@ -153,14 +159,21 @@ public struct TensorReader: Sendable {
             let name = Paths.fileName(of: file)
             let expectedRank = masks ? 4 : 3
             guard dataset.shape.count == expectedRank, dataset.shape[2] == 1 else {
-                throw TensorError(.unprocessable, "\(describe(index, file)) has shape \(dataset.shape); stacking needs H x W x 1\(masks ? " x C" : "")")
+                throw TensorError(
+                    .unprocessable, "\(describe(index, file)) has shape \(dataset.shape); stacking needs H x W x 1\(masks ? " x C" : "")")
             }
             if let first = firstShape, first.shape != dataset.shape {
-                throw TensorError(.unprocessable, "scan '\(scanID)' cannot be stacked: \(first.name) (item \(first.index)) has shape \(first.shape) but \(name) (item \(index)) has \(dataset.shape)", file: file)
+                throw TensorError(
+                    .unprocessable,
+                    "scan '\(scanID)' cannot be stacked: \(first.name) (item \(first.index)) has shape \(first.shape) but \(name) (item \(index)) has \(dataset.shape)",
+                    file: file)
             }
             // One dtype and byte order for the whole volume: the stack copies raw elements.
             if let first = firstShape, first.dtype != dataset.dtype {
-                throw TensorError(.unprocessable, "scan '\(scanID)' cannot be stacked: \(first.name) (item \(first.index)) stores \(first.dtype) but \(name) (item \(index)) stores \(dataset.dtype); its slices must share one dtype and byte order", file: file)
+                throw TensorError(
+                    .unprocessable,
+                    "scan '\(scanID)' cannot be stacked: \(first.name) (item \(first.index)) stores \(first.dtype) but \(name) (item \(index)) stores \(dataset.dtype); its slices must share one dtype and byte order",
+                    file: file)
             }
             if firstShape == nil { firstShape = (dataset.shape, dataset.dtype, name, index) }
             datasets.append(dataset)
@@ -177,7 +190,8 @@ public struct TensorReader: Sendable {
     private func open(_ file: String, _ key: String, item: Int) throws(TensorError) -> any ArrayStore {
         let description = describe(item, file)
         if directReads, let identity = FileIdentity.of(file), let map = StorageMapCache.shared.lookup(file: file, dataset: key, identity: identity),
-           let array = try? DirectArray(map, describe: description) {
+            let array = try? DirectArray(map, describe: description)
+        {
             return array
         }
         let dataset: HDF5Dataset
@@ -192,12 +206,18 @@ public struct TensorReader: Sendable {
         }
         let missing = dataset.unavailableFilters
         guard missing.isEmpty else {
-            throw TensorError(.unprocessable, "\(description) stores '\(key)' compressed with \(missing.joined(separator: ", ")), which this server's HDF5 library cannot decode", file: file)
+            throw TensorError(
+                .unprocessable,
+                "\(description) stores '\(key)' compressed with \(missing.joined(separator: ", ")), which this server's HDF5 library cannot decode",
+                file: file)
         }
         if case .chunked(let chunkShape, _) = dataset.layout {
             let chunkBytes = (chunkShape + [dataset.dtype.size]).checkedProduct
             guard let chunkBytes, chunkBytes <= StorageMap.maxChunkBytes else {
-                throw TensorError(.unprocessable, "\(description) stores '\(key)' in chunks of \(chunkShape) elements, over the \(StorageMap.maxChunkBytes >> 20) MiB per chunk that medsegd reads", file: file)
+                throw TensorError(
+                    .unprocessable,
+                    "\(description) stores '\(key)' in chunks of \(chunkShape) elements, over the \(StorageMap.maxChunkBytes >> 20) MiB per chunk that medsegd reads",
+                    file: file)
             }
         }
         if directReads, let map = StorageMap.learn(dataset, file: file, identity: identity) {
@@ -218,7 +238,8 @@ public struct TensorReader: Sendable {
     private func selection(_ options: TensorOptions, channels: Int, what: String) throws(TensorError) -> CategorySelection {
         if let requested = options.categories {
             if let bad = requested.ids.flatMap(\.channels).first(where: { $0 >= channels }) {
-                throw TensorError(.invalidRequest, "categories select channel \(bad), but the stored mask has \(channels) channels (0...\(channels - 1))")
+                throw TensorError(
+                    .invalidRequest, "categories select channel \(bad), but the stored mask has \(channels) channels (0...\(channels - 1))")
             }
             return requested
         }

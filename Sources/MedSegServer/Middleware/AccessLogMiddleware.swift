@@ -20,7 +20,8 @@ public struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
         var response = try await next(request, context)
         let route = context.endpointPath ?? "unmatched"
         let (method, status, path) = (request.method.rawValue, response.status.code, String(request.uri.path.prefix(200)))
-        let logger = context.logger, enabled = settings.current.accessLog
+        let logger = context.logger
+        let enabled = settings.current.accessLog
         let body = response.body
         let sent = SentBytes()
         response.body = ResponseBody(contentLength: body.contentLength) { writer in
@@ -30,16 +31,19 @@ public struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
                 guard enabled else { return }
                 let elapsed = ContinuousClock.now - started
                 let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-                logger.info("request", metadata: [
-                    "method": "\(method)", "route": "\(route)", "path": "\(path)", "status": "\(status)", "bytes": "\(bytes)",
-                    "ms": "\(Double(Int(milliseconds * 100)) / 100)", "body": "\(outcome)",
-                ])
+                logger.info(
+                    "request",
+                    metadata: [
+                        "method": "\(method)", "route": "\(route)", "path": "\(path)", "status": "\(status)", "bytes": "\(bytes)",
+                        "ms": "\(Double(Int(milliseconds * 100)) / 100)", "body": "\(outcome)",
+                    ])
             }
             do {
-                try await body.write(writer.map { buffer in
-                    sent.count.add(buffer.readableBytes, ordering: .relaxed)
-                    return buffer
-                })
+                try await body.write(
+                    writer.map { buffer in
+                        sent.count.add(buffer.readableBytes, ordering: .relaxed)
+                        return buffer
+                    })
                 record("complete")
             } catch {
                 // The client left, a stalled response was cut, or a file broke mid-stream.

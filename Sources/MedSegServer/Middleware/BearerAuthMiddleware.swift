@@ -24,9 +24,11 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         let header = request.headers[.authorization] ?? ""
         let prefix = "bearer "
         guard header.utf8.count > prefix.utf8.count, header.prefix(prefix.count).lowercased() == prefix,
-              tokens.accepts(header.utf8.dropFirst(prefix.utf8.count)) else {
-            throw APIError(.unauthorized, "a valid bearer token is required (Authorization: Bearer <token>)",
-                           headers: [.wwwAuthenticate: "Bearer realm=\"medsegd\""])
+            tokens.accepts(header.utf8.dropFirst(prefix.utf8.count))
+        else {
+            throw APIError(
+                .unauthorized, "a valid bearer token is required (Authorization: Bearer <token>)",
+                headers: [.wwwAuthenticate: "Bearer realm=\"medsegd\""])
         }
         return try await next(request, context)
     }

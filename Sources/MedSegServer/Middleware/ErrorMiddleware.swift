@@ -1,5 +1,5 @@
-public import Hummingbird
 import HTTPTypes
+public import Hummingbird
 import Logging
 import MedSegData
 
@@ -20,9 +20,11 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             apiError = APIError(error)
             if error.kind == .unprocessable {
                 // Data on disk that cannot be served: the operator needs the file, the client does not.
-                context.logger.warning("data cannot be served", metadata: [
-                    "file": "\(error.file ?? "unknown")", "error": "\(error.message)", "path": "\(request.uri.path.prefix(200))",
-                ])
+                context.logger.warning(
+                    "data cannot be served",
+                    metadata: [
+                        "file": "\(error.file ?? "unknown")", "error": "\(error.message)", "path": "\(request.uri.path.prefix(200))",
+                    ])
             }
         } catch let error as any HTTPResponseError {
             apiError = Self.translate(error, request: request)

@@ -30,7 +30,10 @@ extension ArrayEncoding {
             if type == "*/*" || type == "application/*" {
                 candidate = allowed[0]
             } else if let encoding = ArrayEncoding(mediaType: type) {
-                guard allowed.contains(encoding) else { refused = encoding; continue }
+                guard allowed.contains(encoding) else {
+                    refused = encoding
+                    continue
+                }
                 candidate = encoding
             } else {
                 candidate = nil

@@ -7,9 +7,10 @@ import MedSegData
 enum ETag {
     static func of(_ key: ContentKey) -> String {
         let digest = SHA256.hash(data: Array(key.text.utf8))
-        return "\"" + digest.prefix(16).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined() + "\""
+        return "\""
+            + digest.prefix(16).map { byte in
+                let hex = String(byte, radix: 16)
+                return byte < 16 ? "0" + hex : hex
+            }.joined() + "\""
     }
 }

@@ -86,9 +86,10 @@ enum TensorPlan: Sendable {
             length = header.count + array.layout.byteCount
             parts = [.bytes(header)] + array.sources.map { .array($0) }
         case .npz:
-            let layout = NPZLayout(members: arrays.map {
-                NPZLayout.Member(name: $0.name + ".npy", npyHeader: NPY.header(for: $0.layout), dataLength: $0.layout.byteCount)
-            })
+            let layout = NPZLayout(
+                members: arrays.map {
+                    NPZLayout.Member(name: $0.name + ".npy", npyHeader: NPY.header(for: $0.layout), dataLength: $0.layout.byteCount)
+                })
             length = layout.totalLength
             for (index, array) in arrays.enumerated() {
                 parts.append(.bytes(layout.memberPrefix(index)))

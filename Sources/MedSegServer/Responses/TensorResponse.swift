@@ -19,15 +19,18 @@ enum TensorResponse {
         case .headersOnly(let headers, let length):
             return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: length) { writer in try await writer.finish(nil) })
         case .streaming(let headers, let length, let parts):
-            let guardian = SourceGuardian(parts.compactMap { part in
-                if case .array(let source) = part { return source }
-                return nil
-            })
-            return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: length) { writer in
-                try await stream(parts, to: &writer)
-                guardian.closed()
-                try await writer.finish(nil)
-            })
+            let guardian = SourceGuardian(
+                parts.compactMap { part in
+                    if case .array(let source) = part { return source }
+                    return nil
+                })
+            return Response(
+                status: .ok, headers: headers,
+                body: ResponseBody(contentLength: length) { writer in
+                    try await stream(parts, to: &writer)
+                    guardian.closed()
+                    try await writer.finish(nil)
+                })
         }
     }
 
@@ -77,10 +80,11 @@ enum TensorResponse {
             // The client left or a file broke mid-stream: let the read in flight finish (it uses
             // the handles), then release every handle still open.
             _ = try? await pending?.value
-            await close(parts[position...].compactMap { part in
-                if case .array(let source) = part { return source }
-                return nil
-            })
+            await close(
+                parts[position...].compactMap { part in
+                    if case .array(let source) = part { return source }
+                    return nil
+                })
             throw error
         }
     }

@@ -49,7 +49,8 @@ struct ArrayRoutes<Context: RequestContext> {
         let target = try target(query)
         let options = try ArrayRequest.options(query: query.decoded)
         let encoding = try ArrayEncoding.negotiate(request, format: query["format"], allowed: ArrayEncoding.allowed(for: arrays, target: target))
-        return try await respond(request, ArrayRequest(dataset: entry.name, target: target, arrays: arrays, options: options, encoding: encoding), entry: entry)
+        return try await respond(
+            request, ArrayRequest(dataset: entry.name, target: target, arrays: arrays, options: options, encoding: encoding), entry: entry)
     }
 
     /// Any array request, decided in one trip to the blocking pool (TensorPlan) and sent.

@@ -31,9 +31,11 @@ public enum Daemon {
                 logger.info("first catalog load finished after a reload; the reloaded catalog stays")
                 return
             }
-            logger.info("catalog loaded", metadata: [
-                "datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)",
-            ])
+            logger.info(
+                "catalog loaded",
+                metadata: [
+                    "datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)",
+                ])
             await readiness.catalogLoaded(datasets: catalog.names.count)
         }
         defer { loading.cancel() }

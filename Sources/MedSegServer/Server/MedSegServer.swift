@@ -39,7 +39,8 @@ public enum MedSegServer {
         var http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [WriteProgressHandler(stallTimeout: idleTimeout)],
             idleTimeout: idleTimeout)
-        http1.httpDecoder = .init(maxHeaderFieldSize: settings.maxHeaderBytes.bytes, maxHeaderListSize: settings.maxHeaderBytes.bytes, maxHeaderFieldCount: 200)
+        http1.httpDecoder = .init(
+            maxHeaderFieldSize: settings.maxHeaderBytes.bytes, maxHeaderListSize: settings.maxHeaderBytes.bytes, maxHeaderFieldCount: 200)
         var server = HTTPServerBuilder.http1(configuration: http1)
         if let tls = settings.tls {
             server = try tlsServer(http1: http1, tls)

@@ -22,10 +22,15 @@ struct ProcessMemory: Sendable {
     private static func residentPages() -> Int {
         guard let file = fopen("/proc/self/statm", "r") else { return 0 }
         defer { fclose(file) }
-        var size = 0, resident = 0
-        guard withUnsafeMutablePointer(to: &size, { size in
-            withUnsafeMutablePointer(to: &resident) { resident in withVaList([size, resident]) { vfscanf(file, "%ld %ld", $0) } }
-        }) == 2 else { return 0 }
+        var size = 0
+        var resident = 0
+        guard
+            withUnsafeMutablePointer(
+                to: &size,
+                { size in
+                    withUnsafeMutablePointer(to: &resident) { resident in withVaList([size, resident]) { vfscanf(file, "%ld %ld", $0) } }
+                }) == 2
+        else { return 0 }
         return resident
     }
 }

@@ -1,7 +1,7 @@
 public import Logging
 import MedSegData
-public import ServiceLifecycle
 import Metrics
+public import ServiceLifecycle
 import UnixSignals
 
 /// `SIGHUP`: re-reads the whole configuration and swaps the catalog (and tokens) atomically.
@@ -52,7 +52,9 @@ public struct Reloader: Service {
         notifier.reloading()
         defer { notifier.ready(status: "serving \(state.store.catalog?.names.count ?? 0) datasets") }
         logger.info("reloading", metadata: ["config": "\(configPath)"])
-        let path = configPath, overrides = overrides, logger = logger
+        let path = configPath
+        let overrides = overrides
+        let logger = logger
         let ticket = state.store.beginLoad()
         do {
             let (configuration, catalog, tokens) = try await BlockingPool.run {
@@ -69,15 +71,21 @@ public struct Reloader: Service {
             state.tokens.replace(with: tokens)
             let restartOnly = running.keysNeedingRestart(toBecome: configuration.server)
             if !restartOnly.isEmpty {
-                logger.warning("some server settings changed that take effect at the next restart", metadata: ["settings": "\(restartOnly.joined(separator: ", "))"])
+                logger.warning(
+                    "some server settings changed that take effect at the next restart",
+                    metadata: ["settings": "\(restartOnly.joined(separator: ", "))"])
             }
             state.settings.replace(with: running.applyingReloadableKeys(from: configuration.server))
             Counter(label: "medsegd_reloads", dimensions: [("result", "ok")]).increment()
-            logger.info("reloaded", metadata: ["datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)"])
+            logger.info(
+                "reloaded",
+                metadata: ["datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)"])
             return true
         } catch let error as ConfigErrors {
             Counter(label: "medsegd_reloads", dimensions: [("result", "failed")]).increment()
-            logger.error("reload refused: invalid configuration; the previous catalog keeps serving", metadata: ["errors": "\(error.errors.map(\.description).joined(separator: "; "))"])
+            logger.error(
+                "reload refused: invalid configuration; the previous catalog keeps serving",
+                metadata: ["errors": "\(error.errors.map(\.description).joined(separator: "; "))"])
         } catch {
             Counter(label: "medsegd_reloads", dimensions: [("result", "failed")]).increment()
             logger.error("reload refused; the previous catalog keeps serving", metadata: ["error": "\(error)"])

@@ -38,7 +38,8 @@ public final class ServerMetrics: Sendable {
         gauge("cache_entries", "", "Responses held by the tensor cache").set(Double(now.entries))
         let memory = ProcessMemory.now()
         gauge("resident_memory", "bytes", "Resident set size of the process").set(Double(memory.residentBytes))
-        gauge("heap", "bytes", "malloc's heap: bytes in use, and free bytes it keeps", labels: [("state", "in_use")]).set(Double(memory.heapInUseBytes))
+        gauge("heap", "bytes", "malloc's heap: bytes in use, and free bytes it keeps", labels: [("state", "in_use")]).set(
+            Double(memory.heapInUseBytes))
         gauge("heap", "bytes", "malloc's heap: bytes in use, and free bytes it keeps", labels: [("state", "free")]).set(Double(memory.heapFreeBytes))
         return registry.emitToBuffer()
     }

@@ -17,7 +17,7 @@ public struct SystemdNotifier: Sendable {
 
     /// Before a reload: systemd ≥ 253 wants the monotonic time with it.
     public func reloading() {
-        var now = timespec()
+        var now = Glibc.timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         send("RELOADING=1\nMONOTONIC_USEC=\(Int(now.tv_sec) * 1_000_000 + Int(now.tv_nsec) / 1000)")
     }
@@ -49,7 +49,9 @@ public struct SystemdNotifier: Sendable {
         let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count + (path.first == 0 ? 0 : 1))
         let sent = message.utf8CString.withUnsafeBufferPointer { text in
             withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(descriptor, text.baseAddress, text.count - 1, Int32(MSG_NOSIGNAL), $0, length) }
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(descriptor, text.baseAddress, text.count - 1, Int32(MSG_NOSIGNAL), $0, length)
+                }
             }
         }
         if sent < 0 { logger.warning("cannot notify systemd", metadata: ["error": "\(String(cString: strerror(errno)))"]) }

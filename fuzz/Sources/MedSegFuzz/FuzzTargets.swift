@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Logging
 import MedSegData
 
@@ -162,16 +160,20 @@ final class Scratch: @unchecked Sendable {
         hdf5Files = [folder + "/2d/0000001_V00-Aug00_001.im", folder + "/2d/0000001_V00-Aug00_001.seg", folder + "/3d/0000001_V00.h5"]
         for file in hdf5Files { Scratch.write([], to: file) }
         let config = folder + "/hdf5.yaml"
-        Scratch.write(Array("""
-            families:
-              f:
-                categories: [{id: 0, name: a}, {id: [1, 2], name: b}]
-                datasets:
-                  s: {format: slices-2d, scan_root: 2d}
-                  m: {format: manifest, path: manifest.json}
-            """.utf8), to: config)
+        Scratch.write(
+            Array(
+                """
+                families:
+                  f:
+                    categories: [{id: 0, name: a}, {id: [1, 2], name: b}]
+                    datasets:
+                      s: {format: slices-2d, scan_root: 2d}
+                      m: {format: manifest, path: manifest.json}
+                """.utf8), to: config)
         // A manifest item: its layout (2D `data` or 3D `volume`/`seg`) is read from the file itself.
-        Scratch.write(Array(#"[{"file_name": "3d/0000001_V00.h5", "sem_seg_file": "3d/0000001_V00.h5", "scan_id": "0000001_V00"}]"#.utf8), to: folder + "/manifest.json")
+        Scratch.write(
+            Array(#"[{"file_name": "3d/0000001_V00.h5", "sem_seg_file": "3d/0000001_V00.h5", "scan_id": "0000001_V00"}]"#.utf8),
+            to: folder + "/manifest.json")
         var logger = Logger(label: "fuzz")
         logger.logLevel = .critical
         // Slices and manifest items are registered by name, whatever their content.

@@ -1,7 +1,5 @@
 import CFuzzer
-#if canImport(Glibc)
 import Glibc
-#endif
 
 // SwiftPM gives every executable a Swift `main`, which takes the place of libFuzzer's; this one
 // hands the command line to libFuzzer's driver, which calls `fuzzOneInput` for every input.
@@ -10,7 +8,8 @@ import Glibc
 _ = Scratch.shared
 var arguments = CommandLine.argc
 var vector: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&arguments, &vector) { data, size in
-    guard let data else { return 0 }
-    return fuzzOneInput(data, size)
-})
+exit(
+    LLVMFuzzerRunDriver(&arguments, &vector) { data, size in
+        guard let data else { return 0 }
+        return fuzzOneInput(data, size)
+    })
