@@ -33,11 +33,18 @@ static inline hid_t medseg_h5t_c_s1(void) { return H5T_C_S1; }
 
 // Automatic error printing is a per-thread setting in the thread-safe build:
 // every thread that calls HDF5 must switch it off once.
+// Also, once per process: no filter plugins are loaded from HDF5_PLUGIN_PATH. A file's filter id
+// must never make the server load a shared library.
 static inline void medseg_silence_errors(void) {
     static __thread int silenced = 0;
+    static int plugins_off = 0;
     if (!silenced) {
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
         silenced = 1;
+    }
+    if (!plugins_off) {
+        H5PLset_loading_state(0);
+        plugins_off = 1;
     }
 }
 

@@ -91,17 +91,22 @@ extension DType {
         switch typeClass {
         case H5T_INTEGER:
             guard [1, 2, 4, 8].contains(size) else { return .failure(.init("\(size * 8)-bit integer")) }
+            // Served as raw bytes: only integers that fill their bytes (no bit offset or padding).
+            guard H5Tget_precision(typeID) == size * 8, H5Tget_offset(typeID) == 0 else {
+                return .failure(.init("\(H5Tget_precision(typeID))-bit integer at bit offset \(H5Tget_offset(typeID)) in \(size) bytes"))
+            }
             let signed = H5Tget_sign(typeID) == H5T_SGN_2
             return .success(DType(signed ? .int : .uint, size: size, byteOrder: order))
         case H5T_FLOAT:
             guard isIEEE(typeID, size: size) else { return .failure(.init("non-IEEE \(size * 8)-bit float")) }
             return .success(DType(.float, size: size, byteOrder: order))
         case H5T_ENUM:
-            // h5py stores NumPy bools as an enum over int8 with FALSE=0, TRUE=1.
+            // h5py stores NumPy bools as an enum over int8 with FALSE=0, TRUE=1; any other enum
+            // would be served as wrong values.
             let base = H5Tget_super(typeID)
             defer { H5Tclose(base) }
-            guard H5Tget_size(base) == 1, H5Tget_nmembers(typeID) == 2 else {
-                return .failure(.init("enum (only h5py's bool enum is served)"))
+            guard H5Tget_size(base) == 1, H5Tget_nmembers(typeID) == 2, enumValue(typeID, "FALSE") == 0, enumValue(typeID, "TRUE") == 1 else {
+                return .failure(.init("enum (only h5py's bool enum, FALSE=0 and TRUE=1, is served)"))
             }
             return .success(.bool)
         case H5T_COMPOUND: return .failure(.init("compound"))
@@ -125,12 +130,28 @@ extension DType {
             HDF5Library.takeErrorMessage()
             return false
         }
+        // The whole IEEE 754 layout: sign on top, exponent then mantissa below it, standard bias.
+        let bias = Int(H5Tget_ebias(typeID))
+        let layout: (exponent: Int, mantissa: Int, bias: Int)
         switch size {
-        case 2: return exponentSize == 5 && mantissaSize == 10
-        case 4: return exponentSize == 8 && mantissaSize == 23
-        case 8: return exponentSize == 11 && mantissaSize == 52
+        case 2: layout = (5, 10, 15)
+        case 4: layout = (8, 23, 127)
+        case 8: layout = (11, 52, 1023)
         default: return false
         }
+        return exponentSize == layout.exponent && mantissaSize == layout.mantissa && bias == layout.bias && mantissaPosition == 0
+            && exponentPosition == layout.mantissa && signPosition == size * 8 - 1 && H5Tget_precision(typeID) == size * 8
+            && H5Tget_offset(typeID) == 0
+    }
+
+    /// The value of an enum member given by name, or nil when the enum has no such member.
+    private static func enumValue(_ typeID: hid_t, _ name: String) -> Int8? {
+        var value: Int8 = 0
+        guard H5Tenum_valueof(typeID, name, &value) >= 0 else {
+            HDF5Library.takeErrorMessage()
+            return nil
+        }
+        return value
     }
 
     /// A new HDF5 type id for storing this type; the caller closes it.

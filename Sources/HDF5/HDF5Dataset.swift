@@ -116,6 +116,9 @@ public final class HDF5Dataset {
         }
         precondition(buffer.count >= selection.elementCount * dtype.size, "read buffer too small")
         if selection.elementCount == 0 { return }
+        // With fill time "never", HDF5 leaves the parts of unwritten chunks untouched: zero them,
+        // or the buffer's previous contents (another response's bytes) would be sent.
+        UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(selection.elementCount * dtype.size)]).initializeMemory(as: UInt8.self, repeating: 0)
         let fileSpace = H5Dget_space(id)
         defer { H5Sclose(fileSpace) }
         var memorySpace = medseg_h5s_all()

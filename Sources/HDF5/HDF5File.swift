@@ -22,6 +22,11 @@ public final class HDF5File {
         guard access(path, R_OK) == 0 else {
             throw HDF5Error(.openFailed, file: path, detail: String(cString: strerror(errno)).lowercased())
         }
+        // A directory or a device is no HDF5 file, and HDF5's own message for it quotes the path.
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw HDF5Error(.openFailed, file: path, detail: "not a regular file")
+        }
         // Rejecting a non-HDF5 file up front gives a clear message instead of a library stack.
         let isHDF5 = H5Fis_hdf5(path)
         guard isHDF5 > 0 else {

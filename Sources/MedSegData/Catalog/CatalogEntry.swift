@@ -9,11 +9,14 @@ public struct CatalogEntry: Sendable {
     /// Sorted by `scan_id`.
     public let scans: [ScanSummary]
     public let numSubjects: Int
+    /// Where its files may be read from; nothing else is ever opened for it.
+    public let roots: DataRoots
     private let scanPositions: [String: Int]
 
-    public init(name: String, format: DatasetFormat, dicts: [DatasetDict], metadata: DatasetMetadata) {
+    public init(name: String, format: DatasetFormat, dicts: [DatasetDict], metadata: DatasetMetadata, roots: DataRoots) {
         self.name = name
         self.format = format
+        self.roots = roots
         self.dicts = dicts
         self.metadata = metadata
         self.scans = ScanSummary.summarize(dicts)

@@ -3,6 +3,15 @@ public import Logging
 /// Registers every configured dataset: runs each format's loader and builds the snapshot.
 /// Blocking (directory scans, HDF5 reads): call it off the event loops.
 public enum CatalogLoader {
+    /// The folders its files may come from: the scan root; the single file itself; a manifest's
+    /// folder and the dataset's `roots`.
+    static func roots(of config: DatasetConfig) -> DataRoots {
+        switch config.format {
+        case .slices2D, .volumes3D, .volumes3DSingleFile: DataRoots([config.location])
+        case .manifest: DataRoots([Paths.directory(of: config.location)] + config.roots)
+        }
+    }
+
     public static func load(_ configuration: Configuration, logger: Logger) -> Catalog {
         var entries: [CatalogEntry] = []
         var problems: [DataProblem] = []
@@ -12,7 +21,8 @@ public enum CatalogLoader {
                 let loaded = try config.format.loader.load(config)
                 problems += loaded.problems
                 let entry = CatalogEntry(
-                    name: config.name, format: config.format, dicts: loaded.dicts, metadata: metadata(for: config))
+                    name: config.name, format: config.format, dicts: loaded.dicts, metadata: metadata(for: config),
+                    roots: roots(of: config))
                 entries.append(entry)
                 for problem in loaded.problems {
                     logger.log(level: problem.severity == .error ? .error : .warning, "\(problem)")

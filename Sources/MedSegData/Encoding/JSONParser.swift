@@ -74,6 +74,7 @@ public struct JSONParser {
     private mutating func parseObject(depth: Int) throws(Failure) -> JSONValue {
         position += 1
         var entries: [(key: String, value: JSONValue)] = []
+        var keys = Set<String>()
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
             position += 1
@@ -83,6 +84,8 @@ public struct JSONParser {
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw failure("expected a string key") }
             let key = try parseString()
+            // A key given twice would mean whichever copy a reader happens to keep: refused.
+            guard keys.insert(key).inserted else { throw failure("the key '\(key.prefix(40))' appears twice in one object") }
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw failure("expected ':'") }
             position += 1

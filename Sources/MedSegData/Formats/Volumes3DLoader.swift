@@ -7,8 +7,13 @@ enum Volumes3DLoader: FormatLoader {
         let root = config.location
         let entries = try config.listScanRoot()
         var result = LoadedItems()
+        let roots = DataRoots([root])
         for entry in entries.sortedByName() where entry.kind == .file && !entry.name.hasPrefix(".") {
             let path = (root == "/" ? "" : root) + "/" + entry.name
+            guard roots.contain(path) else {
+                result.problems.append(DataProblem(.error, dataset: config.name, file: path, "skipped: a link to a file outside scan_root"))
+                continue
+            }
             do {
                 let shape = try volumeShape(in: HDF5File.open(path), group: nil)
                 let scan = ScanName(searching: entry.name)

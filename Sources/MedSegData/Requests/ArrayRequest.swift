@@ -62,7 +62,22 @@ public struct ArrayRequest: Hashable, Sendable {
         case .batch: return nil
         }
         let options = self.options.canonical(defaultCategories: entry.metadata.categoryIDs)
-        return "\(kind)\n\(entry.name)\n\(entry.format.rawValue)\n\(target)\n\(options)\n\(encoding.rawValue)"
+        return "\(kind)\n\(entry.name)\n\(entry.format.rawValue)\n\(target)\n\(storage(in: entry))\n\(options)\n\(encoding.rawValue)"
+    }
+
+    /// Where the target's arrays live, as its dicts say (a group inside a single file is not a
+    /// file of its own, so file identities alone would not tell two groups apart).
+    private func storage(in entry: CatalogEntry) -> String {
+        let items: [Int]
+        switch target {
+        case .item(let index): items = [index]
+        case .scan(let id, let aug): items = entry.scan(id)?.volumes.first { $0.aug == aug }?.items ?? []
+        case .batch(let indices): items = indices
+        }
+        return items.filter { entry.dicts.indices.contains($0) }.map { index in
+            let dict = entry.dicts[index]
+            return [dict.fileName, dict.semSegFile ?? "-", dict.singlefilePath ?? "-"].map(\.debugDescription).joined(separator: " ")
+        }.joined(separator: ";")
     }
 }
 

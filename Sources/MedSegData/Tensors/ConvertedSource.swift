@@ -11,6 +11,7 @@ final class ConvertedSource: TensorSource, @unchecked Sendable {
     }
 
     var openedFiles: [String: FileIdentity] { base.openedFiles }
+    var readByteCount: Int { base.readByteCount }
 
     var chunkCount: Int { base.chunkCount }
 

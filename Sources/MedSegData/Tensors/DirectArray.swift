@@ -10,6 +10,7 @@ import Synchronization
 /// thread-safe) and write disjoint parts of the output.
 final class DirectArray: ArrayStore, @unchecked Sendable {
     let map: StorageMap
+    private let roots: DataRoots
     private let describe: String
 
     var shape: [Int] { map.shape }
@@ -18,8 +19,9 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
     var identity: FileIdentity { map.identity }
 
     /// Checks that `map.file` is still the version the map was learned from.
-    init(_ map: StorageMap, describe: String) throws(TensorError) {
+    init(_ map: StorageMap, roots: DataRoots, describe: String) throws(TensorError) {
         self.map = map
+        self.roots = roots
         self.describe = describe
         let descriptor = try openChecked()
         close(descriptor)
@@ -30,6 +32,10 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
         let descriptor = open(map.file, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw TensorError(.unprocessable, "\(describe) cannot be opened: \(String(cString: strerror(errno)).lowercased())", file: map.file)
+        }
+        guard roots.contain(descriptor: descriptor) else {
+            close(descriptor)
+            throw TensorError.outsideRoots(describe, map.file)
         }
         guard FileIdentity.of(descriptor: descriptor) == map.identity else {
             close(descriptor)
@@ -77,8 +83,14 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
             lastInner += (innerSlab.start[axis] + max(innerSlab.count[axis] - 1, 0) * innerSlab.stride[axis]) * innerStrides[axis]
         }
         let spanElements = lastInner - firstInner + 1
-        var scratch = [UInt8](repeating: 0, count: spanElements * size)
         let rowBytes = innerSlab.elementCount * size
+        // The span between selected elements is sized by the file's shape, not by the answer:
+        // when it is mostly gaps, read the runs themselves.
+        guard spanElements * size <= max(4 * rowBytes, 1 << 20) else {
+            try readSparse(selection, offset: offset, from: descriptor, into: buffer)
+            return
+        }
+        var scratch = [UInt8](repeating: 0, count: spanElements * size)
         for row in 0..<selection.count[0] {
             let index = selection.start[0] + row * selection.stride[0]
             let spanOffset = offset + UInt64((index * planeElements + firstInner) * size)
@@ -89,6 +101,64 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
                     span.baseAddress! - firstInner * size, blockOrigin: [Int](repeating: 0, count: inner.count), blockShape: inner,
                     selection: innerSlab, output: buffer.baseAddress! + row * rowBytes, elementSize: size)
             }
+        }
+    }
+
+    /// Decoding more than this, or 64 times the bytes a read returns, is refused: a region that
+    /// touches many large chunks for a few elements would hold a blocking thread for minutes.
+    static let decodeFloor = 512 << 20
+
+    static func checkDecodeBudget(chunks: Int, chunkBytes: Int, outputBytes: Int, _ describe: String) throws(TensorError) {
+        let decoded = chunks.multipliedReportingOverflow(by: chunkBytes)
+        let budget = max(decodeFloor, outputBytes.multipliedReportingOverflow(by: 64).overflow ? Int.max : outputBytes * 64)
+        guard !decoded.overflow, decoded.partialValue <= budget else {
+            throw TensorError(
+                .unprocessable,
+                "\(describe): this region touches \(chunks) stored chunks of \(chunkBytes) bytes to return \(outputBytes) bytes, more decoding than medsegd does for one read; ask for a denser region"
+            )
+        }
+    }
+
+    /// A selection whose rows are mostly gaps (large steps): each run along the last axis is read
+    /// on its own, so memory and reads follow the selected bytes, not the span between them.
+    private func readSparse(
+        _ selection: Hyperslab, offset: UInt64, from descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(TensorError) {
+        let shape = map.shape
+        let size = map.dtype.size
+        let strides = Self.strides(shape)
+        let last = shape.count - 1
+        let count = selection.count[last]
+        let step = selection.stride[last]
+        let runBytes = count * size
+        // A strided run is read as one span when that span is small, else element by element.
+        let spanBytes = ((count - 1) * step + 1) * size
+        var span = step > 1 && spanBytes <= max(4 * runBytes, 64 << 10) ? [UInt8](repeating: 0, count: spanBytes) : []
+        var counter = [Int](repeating: 0, count: shape.count)
+        var output = buffer.baseAddress!
+        while true {
+            var element = selection.start[last]
+            for axis in 0..<last { element += (selection.start[axis] + counter[axis] * selection.stride[axis]) * strides[axis] }
+            let at = offset + UInt64(element * size)
+            if step == 1 {
+                try preadFully(descriptor, output, runBytes, at)
+            } else if !span.isEmpty {
+                try preadFully(descriptor, into: &span, at: at)
+                span.withUnsafeBytes { bytes in
+                    for k in 0..<count { (output + k * size).copyMemory(from: bytes.baseAddress! + k * step * size, byteCount: size) }
+                }
+            } else {
+                for k in 0..<count { try preadFully(descriptor, output + k * size, size, at + UInt64(k * step * size)) }
+            }
+            output += runBytes
+            var axis = last - 1
+            while axis >= 0 {
+                counter[axis] += 1
+                if counter[axis] < selection.count[axis] { break }
+                counter[axis] = 0
+                axis -= 1
+            }
+            if axis < 0 { return }
         }
     }
 
@@ -122,8 +192,12 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
         }
         var combinations: [[Int]] = [[]]
         for coordinates in touched { combinations = combinations.flatMap { prefix in coordinates.map { prefix + [$0] } } }
-        let work = combinations
+        // A chunk never written reads as zeros (maps with another fill value are not made): the
+        // output starts zeroed and such chunks are skipped, costing nothing.
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        let work = combinations.filter { coordinate in chunks.locations[zip(coordinate, grid).reduce(0) { $0 * $1.1 + $1.0 }] != nil }
         let chunkBytes = chunks.shape.reduce(1, *) * size
+        try Self.checkDecodeBudget(chunks: work.count, chunkBytes: chunkBytes, outputBytes: buffer.count, describe)
         let output = SendablePointer(buffer.baseAddress!)
         let failure = Mutex<TensorError?>(nil)
         let body: @Sendable (Int) -> Void = { item in
@@ -131,12 +205,8 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
             let linear = zip(coordinate, grid).reduce(0) { $0 * $1.1 + $1.0 }
             let decoded: [UInt8]
             do throws(TensorError) {
-                // A chunk never written reads as zeros (maps with another fill value are not made).
-                if let location = chunks.locations[linear] {
-                    decoded = try self.decode(location, chunks, bytes: chunkBytes, from: descriptor)
-                } else {
-                    decoded = [UInt8](repeating: 0, count: chunkBytes)
-                }
+                guard let location = chunks.locations[linear] else { return }
+                decoded = try self.decode(location, chunks, bytes: chunkBytes, from: descriptor)
             } catch {
                 failure.withLock { current in if current == nil { current = error } }
                 return
@@ -149,7 +219,7 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
         }
         if work.count > 1 {
             DispatchQueue.concurrentPerform(iterations: work.count, execute: body)
-        } else {
+        } else if work.count == 1 {
             body(0)
         }
         if let error = failure.withLock({ $0 }) { throw error }

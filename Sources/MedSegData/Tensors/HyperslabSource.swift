@@ -42,6 +42,8 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
 
     let openedFiles: [String: FileIdentity]
 
+    var readByteCount: Int { TensorLayout(dtype: layout.dtype, shape: slab.count).byteCount }
+
     var chunkCount: Int { chunking.chunkCount }
 
     func chunkByteCount(_ index: Int) -> Int {

@@ -40,7 +40,7 @@ enum ItemStorage: Sendable {
 
     /// The storage of a dict. Manifest items say nothing of their layout, so their image file is
     /// looked into: `data` makes a 2D slice, `volume` a 3D scan.
-    static func of(_ dict: DatasetDict, format: DatasetFormat, index: Int) throws(TensorError) -> ItemStorage {
+    static func of(_ dict: DatasetDict, format: DatasetFormat, roots: DataRoots, index: Int) throws(TensorError) -> ItemStorage {
         switch format {
         case .slices2D:
             return .slice(image: dict.fileName, mask: dict.semSegFile)
@@ -54,6 +54,9 @@ enum ItemStorage: Sendable {
                 return .volume(image: file, mask: dict.semSegFile == nil ? nil : file, group: dict.fileName)
             }
             let file: HDF5File
+            guard roots.contain(dict.fileName) else {
+                throw TensorError.outsideRoots("item \(index) (\(Paths.fileName(of: dict.fileName)))", dict.fileName)
+            }
             do {
                 file = try HDF5File.open(dict.fileName)
             } catch {

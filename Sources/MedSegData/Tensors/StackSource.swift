@@ -35,6 +35,8 @@ final class StackSource: TensorSource, @unchecked Sendable {
 
     let openedFiles: [String: FileIdentity]
 
+    var readByteCount: Int { TensorLayout(dtype: layout.dtype, shape: slab.count + [storedChannels]).byteCount }
+
     var chunkCount: Int { chunking.chunkCount }
 
     func chunkByteCount(_ index: Int) -> Int {

@@ -90,21 +90,46 @@ final class StorageMapCache: Sendable {
         var dataset: String
     }
 
-    private let maps = Mutex<[Key: StorageMap]>([:])
-    /// Enough for a million slices' images and masks; past it the cache starts over.
-    static let capacity = 2_000_000
+    private struct State {
+        var maps: [Key: StorageMap] = [:]
+        var bytes = 0
+    }
+
+    private let state = Mutex(State())
+    /// The memory the maps may take (a map of a finely chunked dataset holds a location per
+    /// chunk); past it the cache starts over. Enough for a million ordinary slices.
+    static let byteBudget = 256 << 20
 
     func lookup(file: String, dataset: String, identity: FileIdentity) -> StorageMap? {
-        maps.withLock { maps in
-            guard let map = maps[Key(file: file, dataset: dataset)], map.identity == identity else { return nil }
+        state.withLock { state in
+            guard let map = state.maps[Key(file: file, dataset: dataset)], map.identity == identity else { return nil }
             return map
         }
     }
 
     func store(_ map: StorageMap, dataset: String) {
-        maps.withLock { maps in
-            if maps.count >= Self.capacity { maps.removeAll(keepingCapacity: true) }
-            maps[Key(file: map.file, dataset: dataset)] = map
+        state.withLock { state in
+            let size = map.estimatedBytes
+            if state.bytes + size > Self.byteBudget {
+                state.maps.removeAll(keepingCapacity: true)
+                state.bytes = 0
+            }
+            if let replaced = state.maps.updateValue(map, forKey: Key(file: map.file, dataset: dataset)) {
+                state.bytes -= replaced.estimatedBytes
+            }
+            state.bytes += size
         }
+    }
+}
+
+extension StorageMap {
+    /// About what the map takes in memory.
+    var estimatedBytes: Int {
+        let locations: Int
+        switch layout {
+        case .contiguous: locations = 0
+        case .chunked(let chunks): locations = chunks.locations.count
+        }
+        return 256 + file.utf8.count * 2 + shape.count * 8 + locations * MemoryLayout<HDF5Dataset.ChunkLocation?>.stride
     }
 }

@@ -19,7 +19,7 @@ extension TensorReader {
         func open(_ make: () throws(TensorError) -> any TensorSource) throws(TensorError) -> any TensorSource {
             let source = try make()
             opened.append(source)
-            let size = source.layout.byteCount
+            let size = max(source.layout.byteCount, source.readByteCount)
             guard size <= byteLimit, bytes + size <= byteLimit else { throw Self.overLimit(size == Int.max ? size : bytes + size, byteLimit) }
             bytes += size
             return source

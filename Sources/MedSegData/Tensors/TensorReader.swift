@@ -9,6 +9,10 @@ public struct TensorReader: Sendable {
     /// compare both ways).
     public let directReads: Bool
 
+    /// Category ids are channel numbers up to 65535 (CONFIG.md): a mask with more channels could
+    /// only be read whole for nothing.
+    static let maxChannels = 65536
+
     public init(entry: CatalogEntry, directReads: Bool = true) {
         self.entry = entry
         self.directReads = directReads
@@ -36,7 +40,7 @@ public struct TensorReader: Sendable {
     }
 
     public func image(item index: Int, options: TensorOptions) throws(TensorError) -> any TensorSource {
-        let storage = try ItemStorage.of(dict(index), format: entry.format, index: index)
+        let storage = try ItemStorage.of(dict(index), format: entry.format, roots: entry.roots, index: index)
         let dataset = try open(storage.imageFile, storage.imageKey, item: index)
         let region = try resolve(options.region, for: dataset.shape)
         let source = HyperslabSource(dataset: dataset, region: region, transform: .none)
@@ -45,14 +49,17 @@ public struct TensorReader: Sendable {
 
     public func mask(item index: Int, options: TensorOptions) throws(TensorError) -> any TensorSource {
         let dict = try dict(index)
-        let storage = try ItemStorage.of(dict, format: entry.format, index: index)
+        let storage = try ItemStorage.of(dict, format: entry.format, roots: entry.roots, index: index)
         guard let maskFile = storage.maskFile else {
             throw TensorError(.notFound, "item \(index) (\(Paths.fileName(of: dict.fileName))) is unlabeled: it has no mask")
         }
         guard options.dtype == nil else { throw TensorError(.invalidRequest, "dtype applies to images only, not masks") }
         let dataset = try open(maskFile, storage.maskKey, item: index)
-        guard dataset.shape.count >= 2, let channels = dataset.shape.last else {
-            throw TensorError(.unprocessable, "\(describe(index, maskFile)) is not a mask (shape \(dataset.shape); expected ... x C)")
+        guard dataset.shape.count >= 2, let channels = dataset.shape.last, channels <= Self.maxChannels else {
+            throw TensorError(
+                .unprocessable,
+                "\(describe(index, maskFile)) is not a mask medsegd serves (shape \(dataset.shape); expected ... x C, C at most \(Self.maxChannels))",
+                file: maskFile)
         }
         let spatial = Array(dataset.shape.dropLast())
         let region = try resolve(options.region, for: spatial)
@@ -121,7 +128,7 @@ public struct TensorReader: Sendable {
     private func singleVolumeItem(_ volume: ScanVolume) throws(TensorError) -> Int? {
         guard volume.items.count == 1 else { return nil }
         let index = volume.items[0]
-        let storage = try ItemStorage.of(dict(index), format: entry.format, index: index)
+        let storage = try ItemStorage.of(dict(index), format: entry.format, roots: entry.roots, index: index)
         return storage.isSlice ? nil : index
     }
 
@@ -139,7 +146,7 @@ public struct TensorReader: Sendable {
         var datasets: [any ArrayStore] = []
         var firstShape: (shape: [Int], dtype: DType, name: String, index: Int)?
         for index in volume.items {
-            let storage = try ItemStorage.of(entry.dicts[index], format: entry.format, index: index)
+            let storage = try ItemStorage.of(entry.dicts[index], format: entry.format, roots: entry.roots, index: index)
             guard storage.isSlice else {
                 throw TensorError(.unprocessable, "scan '\(scanID)' mixes 2D slices and 3D volumes (item \(index))")
             }
@@ -158,7 +165,7 @@ public struct TensorReader: Sendable {
             let dataset = try open(file, masks ? storage.maskKey : storage.imageKey, item: index)
             let name = Paths.fileName(of: file)
             let expectedRank = masks ? 4 : 3
-            guard dataset.shape.count == expectedRank, dataset.shape[2] == 1 else {
+            guard dataset.shape.count == expectedRank, dataset.shape[2] == 1, !masks || dataset.shape[3] <= Self.maxChannels else {
                 throw TensorError(
                     .unprocessable, "\(describe(index, file)) has shape \(dataset.shape); stacking needs H x W x 1\(masks ? " x C" : "")")
             }
@@ -189,20 +196,31 @@ public struct TensorReader: Sendable {
     /// next time when its layout allows. Either way no file stays open (see `ArrayStore`).
     private func open(_ file: String, _ key: String, item: Int) throws(TensorError) -> any ArrayStore {
         let description = describe(item, file)
+        let roots = entry.roots
+        guard roots.contain(file) else { throw TensorError.outsideRoots(description, file) }
         if directReads, let identity = FileIdentity.of(file), let map = StorageMapCache.shared.lookup(file: file, dataset: key, identity: identity),
-            let array = try? DirectArray(map, describe: description)
+            let array = try? DirectArray(map, roots: roots, describe: description)
         {
             return array
         }
+        let hdf5File: HDF5File
         let dataset: HDF5Dataset
         do {
-            dataset = try HDF5File.open(file).dataset(key)
+            hdf5File = try HDF5File.open(file)
         } catch {
             throw TensorError.unreadable(item: item, file: file, error)
         }
-        // The version actually opened, not the one the path named a moment ago.
-        guard let identity = dataset.file.fileDescriptor.flatMap(FileIdentity.of(descriptor:)) else {
+        // The file actually opened, not the one the path named a moment ago: inside the roots, and its version.
+        guard let descriptor = hdf5File.fileDescriptor, roots.contain(descriptor: descriptor) else {
+            throw TensorError.outsideRoots(description, file)
+        }
+        guard let identity = FileIdentity.of(descriptor: descriptor) else {
             throw TensorError(.unprocessable, "\(description) cannot be examined (fstat failed)", file: file)
+        }
+        do {
+            dataset = try hdf5File.dataset(key)
+        } catch {
+            throw TensorError.unreadable(item: item, file: file, error)
         }
         let missing = dataset.unavailableFilters
         guard missing.isEmpty else {
@@ -222,9 +240,9 @@ public struct TensorReader: Sendable {
         }
         if directReads, let map = StorageMap.learn(dataset, file: file, identity: identity) {
             StorageMapCache.shared.store(map, dataset: key)
-            return try DirectArray(map, describe: description)
+            return try DirectArray(map, roots: roots, describe: description)
         }
-        return LibraryArray(dataset, file: file, key: key, identity: identity, describe: description)
+        return LibraryArray(dataset, file: file, key: key, identity: identity, roots: roots, describe: description)
     }
 
     private func resolve(_ region: Region, for shape: [Int]) throws(TensorError) -> ResolvedRegion {

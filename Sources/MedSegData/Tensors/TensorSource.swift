@@ -9,6 +9,9 @@ import HDF5
 public protocol TensorSource: AnyObject, Sendable {
     /// The array the chunks add up to.
     var layout: TensorLayout { get }
+    /// Bytes read from storage to produce it: more than `layout.byteCount` for a collated mask
+    /// (every stored channel is read), and counted against the response limit too.
+    var readByteCount: Int { get }
     /// The files it reads and the version of each it was opened on (reads fail if that changes).
     var openedFiles: [String: FileIdentity] { get }
     var chunkCount: Int { get }

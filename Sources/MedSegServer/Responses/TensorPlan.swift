@@ -73,7 +73,8 @@ enum TensorPlan: Sendable {
         let sources = arrays.flatMap(\.sources)
         // The versions actually opened name the bytes (a file replaced since `stat` included).
         let opened = key?.opened(sources.reduce(into: [:]) { $0.merge($1.openedFiles) { first, _ in first } })
-        var headers: HTTPFields = [.contentType: encoding.mediaType]
+        // The same URL sends npy or raw as `Accept` says: shared caches must key on it.
+        var headers: HTTPFields = [.contentType: encoding.mediaType, .vary: "Accept"]
         if let opened { headers[.eTag] = ETag.of(opened) }
         let length: Int
         var parts: [StreamPart] = []

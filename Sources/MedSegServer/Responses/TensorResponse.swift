@@ -13,7 +13,7 @@ enum TensorResponse {
     static func make(_ plan: TensorPlan) -> Response {
         switch plan {
         case .notModified(let etag):
-            return Response(status: .notModified, headers: [.eTag: etag])
+            return Response(status: .notModified, headers: [.eTag: etag, .vary: "Accept"])
         case .complete(let headers, let body):
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body))
         case .headersOnly(let headers, let length):

@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 public import Logging
 
@@ -17,9 +18,8 @@ public struct SystemdNotifier: Sendable {
 
     /// Before a reload: systemd ≥ 253 wants the monotonic time with it.
     public func reloading() {
-        var now = Glibc.timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        send("RELOADING=1\nMONOTONIC_USEC=\(Int(now.tv_sec) * 1_000_000 + Int(now.tv_nsec) / 1000)")
+        // DispatchTime counts CLOCK_MONOTONIC, the clock systemd means.
+        send("RELOADING=1\nMONOTONIC_USEC=\(DispatchTime.now().uptimeNanoseconds / 1000)")
     }
 
     public func stopping() { send("STOPPING=1") }
