@@ -1,0 +1,35 @@
+import HTTPTypes
+import Hummingbird
+import MedSegData
+
+/// What a tensor response needs from the HTTP request, carried into the blocking pool.
+struct TensorRequest: Sendable {
+    /// `ArrayRequest.canonical`: with the files' identities it keys the cache and makes the ETag.
+    /// Nil for responses that are not cached (batches).
+    var key: String?
+    var ifNoneMatch: String?
+    var isHead: Bool
+    var limit: ByteSize
+    var cache: ResponseCache
+
+    init(_ request: Request, key: String?, limit: ByteSize, cache: ResponseCache) {
+        self.key = key
+        self.ifNoneMatch = request.headers[.ifNoneMatch]
+        self.isHead = request.method == .head
+        self.limit = limit
+        self.cache = cache
+    }
+
+    func matches(_ etag: String) -> Bool {
+        guard let ifNoneMatch else { return false }
+        return ifNoneMatch.split(separator: ",").contains { tag in
+            let trimmed = tag.trimmingSpaces
+            return trimmed == "*" || trimmed == etag || trimmed == "W/" + etag
+        }
+    }
+
+    /// A 413 unless `bytes` fit in `max_response_bytes`.
+    func checkLimit(_ bytes: Int) throws(TensorError) {
+        guard bytes <= limit.bytes else { throw TensorReader.overLimit(bytes, limit.bytes) }
+    }
+}
