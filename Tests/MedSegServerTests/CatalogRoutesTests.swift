@@ -34,7 +34,7 @@ struct CatalogFixture {
     }
 }
 
-@Suite("Catalog routes over real HTTP")
+@Suite("Catalog routes, through the router")
 struct CatalogRoutesTests {
     let fixture: CatalogFixture
 

@@ -40,7 +40,7 @@ struct TensorFixture {
     static let bigEndianBytes: [UInt8] = [0x01, 0x00, 0xFF, 0xFE, 0x00, 0x02, 0x7F, 0xFF, 0x80, 0x00, 0x00, 0x00]
 }
 
-@Suite("Tensor routes over real HTTP")
+@Suite("Tensor routes, through the router")
 struct TensorRoutesTests {
     let fixture: TensorFixture
     let oai: [CategoryID] = [.single(0), .collated([1, 2]), .single(3), .collated([4, 5])]
@@ -49,8 +49,10 @@ struct TensorRoutesTests {
         fixture = try TensorFixture()
     }
 
+    /// The routes without a socket (HummingbirdTesting's router); streaming, TLS and signals are
+    /// tested over real connections elsewhere (OperationsTests, medsegdTests, the Python tests).
     private func withServer(_ settings: ServerSettings = ServerSettings(), _ body: (TestClient) async throws -> Void) async throws {
-        try await withTestServer(store: CatalogStore(fixture.catalog), settings: settings, body)
+        try await withRouterTest(store: CatalogStore(fixture.catalog), settings: settings, body)
     }
 
     private func floats(_ array: DecodedArray) -> [Float] { array.values(Float.self) }
