@@ -106,4 +106,20 @@ struct HardeningTests {
         let options = TensorOptions()
         #expect(options.canonical(defaultCategories: [.single(0), .collated([1, 2])]) != options.canonical(defaultCategories: [.single(3)]))
     }
+
+    @Test("response memory: a reservation past the budget waits until bytes are given back, first come first served")
+    func responseMemory() async throws {
+        let memory = ResponseMemory(budget: 100)
+        var first: ResponseMemory.Reservation? = await memory.reserve(70)
+        #expect(memory.held == 70)
+        let waiting = Task { await memory.reserve(50).bytes }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(memory.held == 70, "the second reservation waits")
+        first = nil
+        #expect(try await waiting.value == 50)
+        try await Task.sleep(for: .milliseconds(10))
+        #expect(memory.held == 0, "every reservation is given back when it goes")
+        #expect(await memory.reserve(1000).bytes == 100, "a body larger than the budget takes all of it")
+        _ = first
+    }
 }

@@ -79,6 +79,9 @@ extension ServerSettings {
             reader, node, what, file, _ in
             reader.bool(node, what, file)
         },
+        .key("max_inflight_bytes", \.maxInflightBytes, .atRestart, "response bytes held in memory at once; requests past it wait") {
+            reader, node, what, file, _ in reader.byteSize(node, what, file, minimum: 1 << 20, "at least 1MiB")
+        },
         .key("heap_trim_interval", \.heapTrimInterval, .atRestart, "free heap pages go back to the system this often (0: never)") {
             reader, node, what, file, _ in reader.duration(node, what, file)
         },

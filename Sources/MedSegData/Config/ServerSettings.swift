@@ -25,6 +25,8 @@ public struct ServerSettings: Sendable, Equatable {
     public var maxBodyBytes = ByteSize(bytes: 1 << 20)
     /// One info-level log line per request.
     public var accessLog = true
+    /// Response bytes held in memory at once (built bodies not yet sent, streamed chunks).
+    public var maxInflightBytes = ByteSize(bytes: 1 << 30)
     /// How often free heap pages go back to the system (`malloc_trim`); 0 never.
     public var heapTrimInterval: Duration = .seconds(10)
 

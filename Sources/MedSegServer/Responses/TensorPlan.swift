@@ -14,6 +14,8 @@ enum TensorPlan: Sendable {
     case headersOnly(HTTPFields, length: Int)
     /// Too large to hold: written piece by piece.
     case streaming(HTTPFields, length: Int, parts: [StreamPart])
+    /// Small enough to build whole, once memory for it is reserved (`ResponseMemory`).
+    case unbuilt(PendingBody)
 
     /// Bodies up to this size are built whole before the response starts (and can be cached);
     /// read errors in them still become JSON errors.
@@ -87,7 +89,32 @@ enum TensorPlan: Sendable {
             return .headersOnly(headers, length: length)
         }
         guard length <= wholeBodyLimit else { return .streaming(headers, length: length, parts: parts) }
-        defer { for source in sources { source.close() } }
+        return .unbuilt(PendingBody(request: request, cacheKey: cacheKey, headers: headers, length: length, sources: sources, parts: parts))
+    }
+}
+
+/// A whole body to build: its arrays are open and its length known; the bytes are read once
+/// `ResponseMemory` has room for them. Sources never built are closed when it goes.
+final class PendingBody: Sendable {
+    let request: TensorRequest
+    let cacheKey: ContentKey?
+    let headers: HTTPFields
+    let length: Int
+    let parts: [StreamPart]
+    private let guardian: SourceGuardian
+
+    init(request: TensorRequest, cacheKey: ContentKey?, headers: HTTPFields, length: Int, sources: [any TensorSource], parts: [StreamPart]) {
+        self.request = request
+        self.cacheKey = cacheKey
+        self.headers = headers
+        self.length = length
+        self.parts = parts
+        self.guardian = SourceGuardian(sources)
+    }
+
+    /// Reads every part into one buffer (and caches it). Runs on the blocking pool.
+    func build() throws -> TensorPlan {
+        defer { guardian.closeNow() }
         var body = ByteBufferAllocator().buffer(capacity: length)
         var assembler = BodyAssembler()
         for part in parts {

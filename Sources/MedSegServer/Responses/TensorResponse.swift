@@ -10,12 +10,24 @@ import Synchronization
 /// only when the client has taken the previous one, so a slow client never makes the server
 /// buffer a volume, and a client that leaves stops the reading.
 enum TensorResponse {
-    static func make(_ plan: TensorPlan) -> Response {
+    /// The response for a plan; a body built for this request keeps its memory `reservation`
+    /// until it has been sent (or dropped).
+    static func make(_ plan: TensorPlan, memory: ResponseMemory, holding reservation: ResponseMemory.Reservation? = nil) -> Response {
         switch plan {
         case .notModified(let etag):
             return Response(status: .notModified, headers: [.eTag: etag, .vary: "Accept"])
         case .complete(let headers, let body):
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body))
+            guard let reservation else { return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body)) }
+            return Response(
+                status: .ok, headers: headers,
+                body: ResponseBody(contentLength: body.readableBytes) { writer in
+                    withExtendedLifetime(reservation) {}
+                    try await writer.write(body)
+                    try await writer.finish(nil)
+                })
+        case .unbuilt(let pending):
+            // Not reached: ArrayRoutes builds pending bodies before making the response.
+            return Response(status: .ok, headers: pending.headers, body: ResponseBody(contentLength: 0) { writer in try await writer.finish(nil) })
         case .headersOnly(let headers, let length):
             return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: length) { writer in try await writer.finish(nil) })
         case .streaming(let headers, let length, let parts):
@@ -27,14 +39,14 @@ enum TensorResponse {
             return Response(
                 status: .ok, headers: headers,
                 body: ResponseBody(contentLength: length) { writer in
-                    try await stream(parts, to: &writer)
+                    try await stream(parts, memory: memory, to: &writer)
                     guardian.closed()
                     try await writer.finish(nil)
                 })
         }
     }
 
-    private static func stream(_ parts: [StreamPart], to writer: inout any ResponseBodyWriter) async throws {
+    private static func stream(_ parts: [StreamPart], memory: ResponseMemory, to writer: inout any ResponseBodyWriter) async throws {
         // Every chunk to read, in body order. While one chunk goes to the client the next is read
         // on the blocking pool, so reading (HDF5, inflate, collation) and sending overlap.
         let reads = parts.flatMap { part -> [(source: any TensorSource, chunk: Int)] in
@@ -42,16 +54,19 @@ enum TensorResponse {
             return (0..<source.chunkCount).map { (source, $0) }
         }
         var nextRead = 0
-        func startRead() -> Task<ByteBuffer, any Error>? {
+        func startRead() -> Task<(ByteBuffer, ResponseMemory.Reservation), any Error>? {
             guard nextRead < reads.count else { return nil }
             let (source, chunk) = reads[nextRead]
             nextRead += 1
             return Task {
-                try await BlockingPool.run {
+                // Each chunk holds its bytes against max_inflight_bytes until it has been written.
+                let reservation = await memory.reserve(source.chunkByteCount(chunk))
+                let buffer = try await BlockingPool.run {
                     var buffer = ByteBufferAllocator().buffer(capacity: source.chunkByteCount(chunk))
                     try buffer.writeChunk(chunk, of: source)
                     return buffer
                 }
+                return (buffer, reservation)
             }
         }
         var pending = startRead()
@@ -68,10 +83,11 @@ enum TensorResponse {
                 }
                 for _ in 0..<source.chunkCount {
                     guard let read = pending else { break }
-                    let buffer = try await read.value
+                    let (buffer, reservation) = try await read.value
                     pending = startRead()
                     buffer.withUnsafeReadableBytes { assembler.add($0) }
                     try await writer.write(buffer)
+                    withExtendedLifetime(reservation) {}
                 }
                 // All of this source's reads have completed (the one in flight is the next source's).
                 await close([source])
@@ -109,6 +125,15 @@ final class SourceGuardian: Sendable {
     /// The stream closed every source itself.
     func closed() {
         sources.withLock { $0 = [] }
+    }
+
+    /// Closes every source now (on a blocking thread already).
+    func closeNow() {
+        let remaining = sources.withLock { sources in
+            defer { sources = [] }
+            return sources
+        }
+        for source in remaining { source.close() }
     }
 
     deinit {

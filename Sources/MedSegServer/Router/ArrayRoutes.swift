@@ -11,6 +11,7 @@ struct ArrayRoutes<Context: RequestContext> {
     let store: CatalogStore
     let settings: LiveSettings
     let cache: ResponseCache
+    let memory: ResponseMemory
 
     /// Registers under `/v1/datasets/{name}`.
     func register(on routes: some RouterMethods<Context>) {
@@ -58,14 +59,18 @@ struct ArrayRoutes<Context: RequestContext> {
         let reader = TensorReader(entry: entry)
         let limit = settings.current.maxResponseBytes
         let tensorRequest = TensorRequest(request, key: arrayRequest.canonical(for: entry), limit: limit, cache: cache)
-        let plan = try await BlockingPool.timed(arrayRequest.kind) {
+        var plan = try await BlockingPool.timed(arrayRequest.kind) {
             try TensorPlan.make(tensorRequest, encoding: arrayRequest.encoding) {
                 try reader.files(for: arrayRequest)
             } open: {
                 try reader.arrays(for: arrayRequest, byteLimit: limit.bytes)
             }
         }
-        return TensorResponse.make(plan)
+        guard case .unbuilt(let pending) = plan else { return TensorResponse.make(plan, memory: memory) }
+        // The body is read only when max_inflight_bytes has room for it, and holds that room until sent.
+        let reservation = await memory.reserve(pending.length)
+        plan = try await BlockingPool.timed(arrayRequest.kind) { try pending.build() }
+        return TensorResponse.make(plan, memory: memory, holding: reservation)
     }
 }
 

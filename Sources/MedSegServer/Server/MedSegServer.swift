@@ -19,7 +19,8 @@ public enum MedSegServer {
         let routes = Routes(router: router)
         OperationsRoutes(store: state.store, metrics: state.metrics, cache: state.cache).register(on: routes)
         CatalogRoutes(store: state.store).register(on: routes.group("v1/datasets"))
-        ArrayRoutes(store: state.store, settings: state.settings, cache: state.cache).register(on: routes.group("v1/datasets/{name}"))
+        ArrayRoutes(store: state.store, settings: state.settings, cache: state.cache, memory: state.memory).register(
+            on: routes.group("v1/datasets/{name}"))
         return router
     }
 

@@ -7,12 +7,14 @@ public struct ServerState: Sendable {
     public let cache: ResponseCache
     public let metrics: ServerMetrics
     public let settings: LiveSettings
+    public let memory: ResponseMemory
 
     public init(
         settings: ServerSettings, store: CatalogStore = CatalogStore(), tokens: TokenStore = TokenStore(), cache: ResponseCache,
         metrics: ServerMetrics = ServerMetrics()
     ) {
         self.settings = LiveSettings(settings)
+        self.memory = ResponseMemory(budget: settings.maxInflightBytes.bytes)
         self.store = store
         self.tokens = tokens
         self.cache = cache
