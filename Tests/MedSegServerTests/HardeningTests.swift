@@ -116,7 +116,7 @@ struct HardeningTests {
         try await Task.sleep(for: .milliseconds(50))
         #expect(memory.held == 70, "the second reservation waits")
         first = nil
-        #expect(try await waiting.value == 50)
+        #expect(await waiting.value == 50)
         try await Task.sleep(for: .milliseconds(10))
         #expect(memory.held == 0, "every reservation is given back when it goes")
         #expect(await memory.reserve(1000).bytes == 100, "a body larger than the budget takes all of it")

@@ -768,3 +768,43 @@ def test_shutdown_grace_cuts_a_response_that_would_outlast_it(folder, daemons):
         assert time.time() - started < 10
     finally:
         slow.close()
+
+
+def test_clients_that_read_nothing_hold_at_most_max_inflight_bytes(folder, daemons):
+    # 40 items of 4 MiB each: built whole (under the 8 MiB streaming threshold) and never read.
+    os.makedirs(os.path.join(folder, "big"))
+    zeros = np.zeros((1024, 1024, 1), np.float32)
+    for s in range(1, 41):
+        with h5py.File(os.path.join(folder, "big", "%07d_V00-Aug00_%03d.im" % (1, s)), "w") as f:
+            f["data"] = zeros + s
+    path = write_config(folder, ["d: {format: slices-2d, scan_root: big}"],
+                        server="server: {max_inflight_bytes: 16MiB, idle_timeout: 3s, cache_bytes: 0}")
+    daemon = Daemon(path)
+    daemons.append(daemon)
+
+    def rss_mib():
+        for line in open("/proc/%d/status" % daemon.process.pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+    baseline = rss_mib()
+    stalled = []
+    try:
+        for index in range(40):
+            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.settimeout(10)
+            client.connect(("127.0.0.1", daemon.port))
+            client.sendall(b"GET /v1/datasets/d/items/%d/image?format=raw HTTP/1.1\r\nHost: x\r\n\r\n" % index)
+            stalled.append(client)
+        peak = baseline
+        for _ in range(20):
+            time.sleep(0.1)
+            peak = max(peak, rss_mib())
+        # 160 MiB of bodies were asked for; at most 16 MiB of them may wait in memory at once.
+        assert peak - baseline < 64, "RSS grew by %.0f MiB for clients that read nothing" % (peak - baseline)
+    finally:
+        for client in stalled:
+            client.close()
+    status, _, body = daemon.request("GET", "/v1/datasets/d/items/39/image?format=raw", timeout=30)
+    assert status == 200 and np.frombuffer(body, np.float32)[0] == 40.0

@@ -21,8 +21,9 @@ enum TensorResponse {
             return Response(
                 status: .ok, headers: headers,
                 body: ResponseBody(contentLength: body.readableBytes) { writer in
-                    withExtendedLifetime(reservation) {}
                     try await writer.write(body)
+                    // Queued on the connection now, where WriteProgressHandler counts it until sent.
+                    withExtendedLifetime(reservation) {}
                     try await writer.finish(nil)
                 })
         case .unbuilt(let pending):

@@ -38,7 +38,7 @@ public enum MedSegServer {
         let settings = state.settings.current
         let idleTimeout = TimeAmount.milliseconds(Int64(settings.idleTimeout / .milliseconds(1)))
         var http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [WriteProgressHandler(stallTimeout: idleTimeout)],
+            additionalChannelHandlers: [WriteProgressHandler(stallTimeout: idleTimeout, memory: state.memory)],
             idleTimeout: idleTimeout)
         http1.httpDecoder = .init(
             maxHeaderFieldSize: settings.maxHeaderBytes.bytes, maxHeaderListSize: settings.maxHeaderBytes.bytes, maxHeaderFieldCount: 200)

@@ -1,10 +1,10 @@
 import Synchronization
 
 /// The response bytes held in memory at once, across all requests (`server.max_inflight_bytes`):
-/// bodies built and not yet sent, and streamed chunks read and not yet written. A request that
-/// would go past it waits for bytes to be released, so clients that read slowly or not at all
-/// (until `idle_timeout` cuts them) cannot make the process grow without bound. Cached bodies
-/// are shared, not copied, and do not count.
+/// bodies being built, and bytes queued on connections that have not left the process yet
+/// (counted by `WriteProgressHandler`, since a write returns as soon as its bytes are queued).
+/// A request that would go past it waits for bytes to be released, so clients that read slowly
+/// or not at all (until `idle_timeout` cuts them) cannot make the process grow without bound.
 public final class ResponseMemory: Sendable {
     /// Bytes held by one body or chunk, given back when the last reference to it goes: whether
     /// the bytes were sent, the client left, or the response was never started.
@@ -48,6 +48,17 @@ public final class ResponseMemory: Sendable {
             if granted { continuation.resume() }
         }
         return Reservation(bytes, self)
+    }
+
+    /// Bytes written to a connection and not yet sent (they may take the budget below zero:
+    /// they are already in memory).
+    func queued(_ bytes: Int) {
+        state.withLock { $0.available -= bytes }
+    }
+
+    /// Bytes that left, or were dropped with their connection.
+    func sent(_ bytes: Int) {
+        release(bytes)
     }
 
     private func release(_ bytes: Int) {

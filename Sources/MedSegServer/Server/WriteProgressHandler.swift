@@ -8,6 +8,7 @@ import NIOHTTPTypes
 ///   last part of its response is written into the pipeline; with a large streamed body still
 ///   queued behind a slow socket, that close would drop the tail of the response. A full close
 ///   is let through only once every write has completed.
+/// - **Memory.** Body bytes count against `max_inflight_bytes` until they have left.
 /// - **Stalled clients.** Hummingbird's idle timer does not run while a response is in progress,
 ///   so a client that asks for a volume and reads nothing would hold the connection, its buffers
 ///   and its share of the blocking pool forever. When writes are outstanding and none has
@@ -18,13 +19,16 @@ final class WriteProgressHandler: ChannelOutboundHandler, RemovableChannelHandle
     typealias OutboundOut = HTTPResponsePart
 
     private let stallTimeout: TimeAmount
+    /// Counts body bytes from the moment they are written here until they leave (or fail).
+    private let memory: ResponseMemory?
     private var outstandingWrites = 0
     private var lastProgress = NIODeadline.now()
     private var deferredClose: (mode: CloseMode, promise: EventLoopPromise<Void>?)?
     private var watchdog: RepeatedTask?
 
-    init(stallTimeout: TimeAmount) {
+    init(stallTimeout: TimeAmount, memory: ResponseMemory?) {
         self.stallTimeout = stallTimeout
+        self.memory = memory
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -56,9 +60,13 @@ final class WriteProgressHandler: ChannelOutboundHandler, RemovableChannelHandle
         let promise = promise ?? context.eventLoop.makePromise()
         if outstandingWrites == 0 { lastProgress = .now() }
         outstandingWrites += 1
+        let bytes: Int
+        if case .body(let buffer) = unwrapOutboundIn(data) { bytes = buffer.readableBytes } else { bytes = 0 }
+        if bytes > 0 { memory?.queued(bytes) }
         let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         promise.futureResult.whenComplete { _ in
             let (handler, context) = handler.value
+            if bytes > 0 { handler.memory?.sent(bytes) }
             handler.outstandingWrites -= 1
             handler.lastProgress = .now()
             if handler.outstandingWrites == 0, let close = handler.deferredClose {
