@@ -18,7 +18,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, free_port, medsegd_binary
+from conftest import ROOT, medsegd_binary
+from medsegd_process import MedsegdProcess
 
 try:
     import medsegd_client
@@ -48,74 +49,23 @@ def unprivileged_binary():
     return _binary_copy[0]
 
 
-class Daemon:
-    """medsegd serve as a child process; as `nobody` when the tests run as root, so that file
-    permissions mean something."""
+class Daemon(MedsegdProcess):
+    """medsegd serve as a child process (see MedsegdProcess); as `nobody` when the tests run as
+    root, so that file permissions mean something. A restart keeps the port. With setpriv, the
+    server is exec'ed in place: `pid` is the server's."""
 
     def __init__(self, config, port=None, extra_env=None):
-        self.config = config
-        self.port = port or free_port()
-        self.log_path = config + ".log"
-        self.start(extra_env)
+        super().__init__(config, port=port, env=extra_env)
 
-    def start(self, extra_env=None):
-        command = [unprivileged_binary(), "serve", "--config", self.config, "--port", str(self.port)]
+    def command(self):
+        command = [unprivileged_binary()] + super().command()[1:]
         if os.geteuid() == 0 and shutil.which("setpriv"):
             command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + command
-        env = dict(os.environ, **(extra_env or {}))
-        self.process = subprocess.Popen(command, stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if self.process.poll() is not None:
-                raise RuntimeError("medsegd exited: " + self.log)
-            time.sleep(0.05)
-        raise RuntimeError("medsegd not ready: " + self.log)
-
-    @property
-    def base(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    @property
-    def log(self):
-        return open(self.log_path).read()
-
-    @property
-    def pid(self):
-        # With setpriv, the server is exec'ed in place: the same pid.
-        return self.process.pid
+        return command
 
     def get(self, path, timeout=30):
-        try:
-            with urllib.request.urlopen(self.base + path, timeout=timeout) as reply:
-                return reply.status, reply.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-
-    def rss_kib(self):
-        for line in open("/proc/%d/status" % self.pid):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-
-    def cpu_seconds(self):
-        fields = open("/proc/%d/stat" % self.pid).read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def open_files(self):
-        return len(os.listdir("/proc/%d/fd" % self.pid))
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        reply = self.exchange("GET", path, timeout=timeout)
+        return reply.status, reply.body
 
 
 @pytest.fixture

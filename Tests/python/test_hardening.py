@@ -23,7 +23,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import free_port, medsegd_binary
+from conftest import free_port
+from medsegd_process import MedsegdProcess
 
 ETAG = re.compile(r'^"[0-9a-f]{32}"$')
 TIMEOUT = 30  # seconds, any single request
@@ -33,98 +34,20 @@ TIMEOUT = 30  # seconds, any single request
 # Helpers
 
 
-class Daemon:
-    """`medsegd serve` as a child process, its log in a file beside the config.
-
-    With `port_in_config`, the port is not given on the command line (so the config's
-    `server.port` is the one in force and a reload may change it)."""
+class Daemon(MedsegdProcess):
+    """`medsegd serve` as a child process (see MedsegdProcess), over TLS with `tls`."""
 
     def __init__(self, config, port=None, port_in_config=False, tls=False):
-        self.config = config
-        self.port = port or free_port()
         self.tls = tls
-        self.log_path = config + ".log"
-        command = [medsegd_binary(), "serve", "--config", config]
-        if not port_in_config:
-            command += ["--port", str(self.port)]
-        self.log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while True:
-            try:
-                if self.request("GET", "/readyz", timeout=2)[0] == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            if self.process.poll() is not None or time.time() > deadline:
-                log = self.log
-                self.stop()
-                raise RuntimeError("medsegd did not become ready:\n" + log)
-            time.sleep(0.05)
+        super().__init__(config, port=port, port_in_config=port_in_config)
 
     def connection(self, timeout=TIMEOUT):
-        if self.tls:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=context)
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-
-    def request(self, method, path, body=None, headers=None, timeout=TIMEOUT):
-        """The request as given: the path is sent without any normalization."""
-        connection = self.connection(timeout)
-        try:
-            connection.putrequest(method, path, skip_host=False, skip_accept_encoding=True)
-            for name, value in (headers or {}).items():
-                connection.putheader(name, value)
-            if body is not None:
-                if not isinstance(body, bytes):
-                    body = json.dumps(body).encode()
-                connection.putheader("Content-Type", "application/json")
-                connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders(body)
-            reply = connection.getresponse()
-            data = reply.read()
-            return reply.status, {k.lower(): v for k, v in reply.getheaders()}, data
-        finally:
-            connection.close()
-
-    @property
-    def log(self):
-        with open(self.log_path, "r", errors="replace") as f:
-            return f.read()
-
-    @property
-    def pid(self):
-        return self.process.pid
-
-    def open_files(self):
-        return len(os.listdir("/proc/%d/fd" % self.pid))
-
-    def cpu_seconds(self):
-        fields = open("/proc/%d/stat" % self.pid).read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def reload(self, timeout=20):
-        """SIGHUP, then wait until the log says the reload finished ("reloaded")."""
-        before = self.log.count("] reloaded")
-        self.process.send_signal(signal.SIGHUP)
-        deadline = time.time() + timeout
-        while self.log.count("] reloaded") <= before:
-            assert self.process.poll() is None, "medsegd died on reload:\n" + self.log[-3000:]
-            assert "reload refused" not in self.log, self.log[-3000:]
-            assert time.time() < deadline, "no 'reloaded' in the log after SIGHUP:\n" + self.log[-3000:]
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log_file.close()
+        if not self.tls:
+            return super().connection(timeout)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=context)
 
 
 @pytest.fixture
@@ -783,9 +706,7 @@ def test_clients_that_read_nothing_hold_at_most_max_inflight_bytes(folder, daemo
     daemons.append(daemon)
 
     def rss_mib():
-        for line in open("/proc/%d/status" % daemon.process.pid):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        return daemon.rss_kib() / 1024
 
     baseline = rss_mib()
     stalled = []

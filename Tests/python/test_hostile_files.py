@@ -19,7 +19,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import free_port, medsegd_binary
+from conftest import medsegd_binary
+from medsegd_process import CONNECTION_ERRORS, MedsegdProcess
 
 SECRET = b"TOPSECRET"
 DATASET_2D = "h2d"
@@ -193,101 +194,22 @@ def write_corpus(tmp):
     return root, config, expected, {s: i for i, s in enumerate(stems)}
 
 
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def message(self):
-        return json.loads(self.body)["error"]["message"]
-
-    def array(self):
-        return np.load(io.BytesIO(self.body), allow_pickle=False)
-
-
-class Daemon:
-    """medsegd serving the corpus. A death is recorded and the server restarted, so that the case
-    that killed it fails and the following ones still run; the last test fails if any died."""
+class Daemon(MedsegdProcess):
+    """medsegd serving the corpus. A death is recorded and the server restarted (ensure_alive), so
+    that the case that killed it fails and the following ones still run; the last test fails if
+    any died."""
 
     def __init__(self, tmp, root, config, expected, index):
-        self.tmp, self.root, self.config, self.expected, self.index = tmp, root, config, expected, index
-        self.log_path = os.path.join(tmp, "server.log")
-        self.deaths = []
+        self.tmp, self.root, self.expected, self.index = tmp, root, expected, index
         self.scan_status = {}
-        self.process = None
-        self.start()
+        super().__init__(config)
 
-    def start(self):
-        self.port = free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
-        with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen([medsegd_binary(), "serve", "--config", self.config, "--port", str(self.port)],
-                                            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while True:
-            try:
-                if self.request("/readyz", timeout=2).status == 200:
-                    return
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RuntimeError("medsegd did not become ready: " + open(self.log_path).read()[-3000:])
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def ensure_alive(self):
-        """Restarts the server when the previous test killed or hung it (a dying process may
-        still be running for a moment: it is waited for)."""
-        if self.process.poll() is None:
-            try:
-                healthy = self.request("/healthz", timeout=5).status == 200
-            except OSError:
-                healthy = False
-            if healthy:
-                return
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.deaths.append(self.process.returncode)
-        self.process = None
-        self.start()
-
-    def exited(self):
-        """Whether the process has exited, giving a crashing one a moment to finish dying."""
+    def safe(self, path, data=None, headers=None, timeout=30):
+        """The request (a POST with `data`), checked: no 5xx, no secret, no temporary path; the
+        process answers /healthz afterwards."""
         try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        return self.process.poll() is not None
-
-    def request(self, path, headers=None, data=None, timeout=30):
-        request = urllib.request.Request(self.base + path, headers=headers or {}, data=data)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as reply:
-                return Reply(reply.status, reply.headers, reply.read())
-        except urllib.error.HTTPError as error:
-            return Reply(error.code, error.headers, error.read())
-
-    def safe(self, path, **kwargs):
-        """The request, checked: no 5xx, no secret, no temporary path; the process answers
-        /healthz afterwards."""
-        try:
-            reply = self.request(path, **kwargs)
-        except OSError as error:
+            reply = self.exchange("GET" if data is None else "POST", path, body=data, headers=headers, timeout=timeout)
+        except CONNECTION_ERRORS as error:
             raise AssertionError("%s: no answer (%r); process exited: %s" % (path, error, self.exited()))
         assert reply.status < 500, (path, reply.status, reply.body[:400])
         assert SECRET not in reply.body, (path, "secret bytes in the response")
@@ -297,13 +219,6 @@ class Daemon:
             assert reply.message
         self.assert_healthy(path)
         return reply
-
-    def assert_healthy(self, after):
-        try:
-            status = self.request("/healthz", timeout=10).status
-        except OSError as error:
-            status = repr(error)
-        assert status == 200, "after %s: /healthz %s, process exit code %s" % (after, status, self.process.poll())
 
     def image_path(self, subject, slice_id=1):
         return os.path.join(self.root, "2d", stem(subject, slice_id) + ".im")

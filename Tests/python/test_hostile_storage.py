@@ -25,7 +25,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import free_port, medsegd_binary
+from conftest import medsegd_binary
+from medsegd_process import CONNECTION_ERRORS, MedsegdProcess
 
 TIMEOUT = 30  # seconds, any single request unless a case says less
 SECRET_VALUE = 4242.0
@@ -49,97 +50,12 @@ def stem(subject, slice_id=1):
 # The server
 
 
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def message(self):
-        return json.loads(self.body)["error"]["message"]
-
-    @property
-    def code(self):
-        return json.loads(self.body)["error"]["code"]
-
-    def array(self):
-        return np.load(io.BytesIO(self.body), allow_pickle=False)
-
-    def raw(self):
-        dtype = np.dtype(self.headers["x-tensor-dtype"])
-        shape = tuple(int(n) for n in self.headers["x-tensor-shape"].split(",") if n)
-        return np.frombuffer(self.body, dtype=dtype).reshape(shape)
-
-    def __repr__(self):
-        return "<%d %r>" % (self.status, self.body[:400])
-
-
-class Daemon:
-    """`medsegd serve` as a child process, its log in a file beside the config."""
+class Daemon(MedsegdProcess):
+    """`medsegd serve` as a child process (see MedsegdProcess), its requests checked."""
 
     def __init__(self, config, tmp):
-        self.config, self.tmp = config, tmp
-        self.log_path = config + ".log"
-        self.deaths = []
-        self.process = None
-        self.start()
-
-    def start(self):
-        self.port = free_port()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([medsegd_binary(), "serve", "--config", self.config, "--port", str(self.port)],
-                                            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while True:
-            try:
-                if self.request("GET", "/readyz", timeout=2).status == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            if self.process.poll() is not None or time.time() > deadline:
-                log = self.log
-                self.stop()
-                raise RuntimeError("medsegd did not become ready:\n" + log[-3000:])
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()  # this child only, by its PID
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    @property
-    def log(self):
-        with open(self.log_path, "r", errors="replace") as f:
-            return f.read()
-
-    def request(self, method, path, body=None, headers=None, timeout=TIMEOUT):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.putrequest(method, path, skip_accept_encoding=True)
-            for name, value in (headers or {}).items():
-                connection.putheader(name, value)
-            if body is not None:
-                connection.putheader("Content-Type", "application/json")
-                connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders(body)
-            reply = connection.getresponse()
-            data = reply.read()
-            return Reply(reply.status, {k.lower(): v for k, v in reply.getheaders()}, data)
-        finally:
-            connection.close()
-
-    def healthy(self):
-        try:
-            return self.process is not None and self.process.poll() is None and \
-                self.request("GET", "/healthz", timeout=10).status == 200
-        except (OSError, http.client.HTTPException):
-            return False
+        self.tmp = tmp
+        super().__init__(config)
 
     def assert_alive(self, after):
         assert self.process is not None and self.process.poll() is None, \
@@ -152,7 +68,7 @@ class Daemon:
         values, errors as JSON; the process answers /healthz afterwards."""
         try:
             reply = self.request(method, path, body=body, headers=headers, timeout=timeout)
-        except (OSError, http.client.HTTPException) as error:
+        except CONNECTION_ERRORS as error:
             raise AssertionError("%s: no answer within %ss (%r); process exit code %s\n%s" % (
                 path, timeout, error, self.process.poll(), self.log[-3000:]))
         assert reply.status < 500, (path, reply.status, reply.body[:400])
@@ -161,24 +77,6 @@ class Daemon:
             assert reply.message, (path, reply)
         self.assert_alive(path)
         return reply
-
-    def rss_kib(self, field="VmRSS"):
-        with open("/proc/%d/status" % self.process.pid) as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        raise AssertionError("no %s in /proc/%d/status" % (field, self.process.pid))
-
-    def reload(self, timeout=20):
-        """SIGHUP, then wait until the log says the reload finished ("reloaded")."""
-        before = self.log.count("] reloaded")
-        self.process.send_signal(signal.SIGHUP)
-        deadline = time.time() + timeout
-        while self.log.count("] reloaded") <= before:
-            assert self.process.poll() is None, "medsegd died on reload:\n" + self.log[-3000:]
-            assert "reload refused" not in self.log, self.log[-3000:]
-            assert time.time() < deadline, "no 'reloaded' in the log after SIGHUP:\n" + self.log[-3000:]
-            time.sleep(0.05)
 
     def index_of(self, dataset, file_name):
         """The item index of the dict whose file_name ends with `file_name`."""
@@ -386,11 +284,7 @@ def restart_a_dead_server(request):
     check /healthz); the server is restarted so that the following cases still run."""
     yield
     if "daemon" in request.fixturenames:
-        daemon = request.getfixturevalue("daemon")
-        if not daemon.healthy():
-            daemon.deaths.append(daemon.process and daemon.process.poll())
-            daemon.stop()
-            daemon.start()
+        request.getfixturevalue("daemon").ensure_alive(timeout=10)
 
 
 def assert_no_secret(reply, what):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import free_port, medsegd_binary
+from medsegd_process import MedsegdProcess
 
 NAME = "qs"
 SCAN = "0000001_V00"
@@ -36,73 +36,14 @@ families:
 """
 
 
-class Daemon:
-    """medsegd serving the dataset. A death is recorded and the server restarted, so that the
-    request that killed it fails its own test and the others still run; the last test fails if
-    the process ever died."""
+class Daemon(MedsegdProcess):
+    """medsegd serving the dataset, asked with `requests`. A death is recorded and the server
+    restarted (ensure_alive), so that the request that killed it fails its own test and the others
+    still run; the last test fails if the process ever died."""
 
     def __init__(self, root, config):
-        self.root, self.config = root, config
-        self.log_path = os.path.join(root, "server.log")
-        self.deaths = []
-        self.process = None
-        self.start()
-
-    def start(self):
-        self.base = "http://127.0.0.1:%d" % free_port()
-        with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen([medsegd_binary(), "serve", "--config", self.config, "--port", self.base.rsplit(":", 1)[1]],
-                                            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while True:
-            try:
-                if requests.get(self.base + "/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RuntimeError("medsegd did not become ready: " + open(self.log_path).read()[-3000:])
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def ensure_alive(self):
-        """Restarts the server when the previous test killed or hung it (a dying process may
-        still be running for a moment: it is waited for)."""
-        if self.process.poll() is None:
-            try:
-                healthy = requests.get(self.base + "/healthz", timeout=5).status_code == 200
-            except requests.RequestException:
-                healthy = False
-            if healthy:
-                return
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.deaths.append(self.process.returncode)
-        self.process = None
-        self.start()
-
-    def exited(self):
-        """Whether the process has exited, giving a crashing one a moment to finish dying."""
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        return self.process.poll() is not None
+        self.root = root
+        super().__init__(config)
 
     def get(self, path, **kwargs):
         return self.checked(requests.get, path, **kwargs)
@@ -120,13 +61,6 @@ class Daemon:
         assert reply.status_code < 500, (reply.url, reply.status_code, reply.text[:300])
         self.assert_healthy(reply.url)
         return reply
-
-    def assert_healthy(self, after):
-        try:
-            status = requests.get(self.base + "/healthz", timeout=10).status_code
-        except requests.RequestException as error:
-            status = repr(error)
-        assert status == 200, "after %s: /healthz %s, process exit code %s" % (after, status, self.process.poll())
 
 
 @pytest.fixture(scope="module")
