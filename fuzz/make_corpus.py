@@ -2,6 +2,7 @@
 """Writes the fuzzers' seed corpus (fuzz/corpus/<target>/): small real inputs of every kind,
 HDF5 files written with h5py in the layouts MedSegPy data uses and in the ones medsegd refuses.
 Run once; the output is committed.    .build/venv/bin/python fuzz/make_corpus.py"""
+import glob
 import os
 import shutil
 
@@ -27,7 +28,14 @@ def hdf5(name, build):
 
 
 def main():
+    # Inputs the fuzzers found are kept (regression-*): they are not made here.
+    kept = {}
+    for path in glob.glob(os.path.join(CORPUS, "*", "regression-*")):
+        kept[path] = open(path, "rb").read()
     shutil.rmtree(CORPUS, ignore_errors=True)
+    for path, data in kept.items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").write(data)
     rng = np.random.default_rng(7)
     image = rng.standard_normal((8, 6, 1)).astype(np.float32)
     mask = (rng.random((8, 6, 1, 3)) > 0.6).astype(np.uint8)

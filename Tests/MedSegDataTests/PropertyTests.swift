@@ -207,6 +207,9 @@ struct PropertyTests {
         #expect(TensorLayout(dtype: .float32, shape: [Int.max, 2]).byteCount == Int.max)
         #expect(TensorLayout(dtype: .float32, shape: [1 << 40, 1 << 30]).elementCount == Int.max)
         #expect(Hyperslab(start: [1], count: [3], stride: [Int.max]).fits(in: [10]) == false)
+        // Found by fuzzing: an empty selection with a long other axis is one chunk, not 390,842.
+        #expect(RowChunking(counts: [0, 1, 390_842_023_940], splittable: 3, bytesPerElement: 4).chunkCount == 1)
+        #expect(RowChunking(counts: [0, 5, 390_842_023_940], splittable: 3, bytesPerElement: 4).byteCount(0, of: 0) == 0)
         #expect([Int.max, 2].checkedProduct == nil && [Int](repeating: 7, count: 0).checkedProduct == 1 && [3, -1].checkedProduct == nil)
     }
 }

@@ -126,6 +126,12 @@ class MedsegdProcess:
             self.process.kill()
             self.process.wait()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
     def exited(self):
         """Whether the process has exited, giving a crashing one a moment to finish dying."""
         try:

@@ -12,8 +12,6 @@ import math
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import h5py
 import numpy as np
@@ -231,11 +229,8 @@ class Daemon(MedsegdProcess):
 def daemon(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("hostile-files"))
     root, config, expected, index = write_corpus(tmp)
-    server = Daemon(tmp, root, config, expected, index)
-    try:
+    with Daemon(tmp, root, config, expected, index) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -7,13 +7,10 @@ The module writes its data with h5py (low-level APIs where needed) into a tempor
 serves it with the real binary on 127.0.0.1 (a free port), stops every process it starts by its
 PID, removes the folder, and bounds every request with a timeout. After every case the server
 must still answer /healthz."""
-import http.client
-import io
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -271,11 +268,8 @@ def world():
 
 @pytest.fixture(scope="module")
 def daemon(world):
-    server = Daemon(world["config"], world["tmp"])
-    try:
+    with Daemon(world["config"], world["tmp"]) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,6 @@ them and the route's known ones; numbers that overflow never take the server dow
 import io
 import json
 import os
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -82,12 +80,9 @@ def daemon(tmp_path_factory):
     config = os.path.join(root, "medsegd.yaml")
     with open(config, "w") as f:
         f.write(CONFIG)
-    server = Daemon(root, config)
-    server.arrays = arrays
-    try:
+    with Daemon(root, config) as server:
+        server.arrays = arrays
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)

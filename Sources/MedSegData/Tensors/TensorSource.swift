@@ -73,7 +73,9 @@ struct RowChunking: Sendable {
 
     /// `counts`: elements selected per axis; `splittable`: how many leading axes may be split.
     init(counts: [Int], splittable: Int, bytesPerElement: Int) {
-        let axis = counts.prefix(splittable).firstIndex { $0 > 1 }
+        // An empty selection is one empty chunk, however long its other axes are (a file may
+        // declare (0, 5, 390842023940): split by rows, that was 390,842 empty reads).
+        let axis = counts.contains(0) ? nil : counts.prefix(splittable).firstIndex { $0 > 1 }
         self.axis = axis
         guard let axis else {
             rows = 1
