@@ -729,3 +729,25 @@ def test_clients_that_read_nothing_hold_at_most_max_inflight_bytes(folder, daemo
             client.close()
     status, _, body = daemon.request("GET", "/v1/datasets/d/items/39/image?format=raw", timeout=30)
     assert status == 200 and np.frombuffer(body, np.float32)[0] == 40.0
+
+
+def test_idle_timeout_0_means_never(folder, daemons):
+    # A zero idle timer once closed every connection before it was answered.
+    write_slices(os.path.join(folder, "2d"), count=1)
+    daemon = Daemon(write_config(folder, ["d: {format: slices-2d, scan_root: 2d}"], server="server: {idle_timeout: 0}"))
+    daemons.append(daemon)
+    connection = daemon.connection()
+    for _ in range(2):
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().read() == b'{"status":"ok"}'
+    connection.close()
+
+
+def test_fixed_shape_json_is_the_same_bytes_every_time(folder, daemons):
+    write_slices(os.path.join(folder, "2d"), count=1)
+    daemon = Daemon(write_config(folder, ["d: {format: slices-2d, scan_root: 2d}"]))
+    daemons.append(daemon)
+    errors = {daemon.request("GET", "/v1/datasets/nope")[2] for _ in range(8)}
+    ready = {daemon.request("GET", "/readyz")[2] for _ in range(8)}
+    assert len(errors) == 1 and next(iter(errors)).startswith(b'{"error":{"code":"not_found","message":')
+    assert ready == {b'{"datasets":1,"status":"ready"}'}

@@ -75,7 +75,7 @@ extension ServerSettings {
         .key("max_body_bytes", \.maxBodyBytes, .atOnce, "batch request bodies; larger ones get 413") { reader, node, what, file, _ in
             reader.byteSize(node, what, file, minimum: 1024, "at least 1KiB")
         },
-        .key("access_log", \.accessLog, .atOnce, "one info-level line per request, written when its body has been sent") {
+        .key("access_log", \.accessLog, .atOnce, "one info-level line per request, logged once its body has been written out") {
             reader, node, what, file, _ in
             reader.bool(node, what, file)
         },

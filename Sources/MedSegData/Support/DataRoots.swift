@@ -14,9 +14,11 @@ public struct DataRoots: Sendable, Equatable {
         paths = locations.map { Paths.realPath($0) ?? Paths.normalize($0) }
     }
 
-    /// Whether the file at `path`, links followed, lies inside the roots.
+    /// Whether the file at `path`, links followed, lies inside the roots. A path that does not
+    /// resolve (a missing file) passes: opening it fails on its own, and whatever appears there
+    /// before the open is checked again through its descriptor.
     public func contain(_ path: String) -> Bool {
-        guard let resolved = Paths.realPath(path) else { return false }
+        guard let resolved = Paths.realPath(path) else { return true }
         return contain(resolved: resolved)
     }
 

@@ -29,7 +29,8 @@ final class DirectArray: ArrayStore, @unchecked Sendable {
 
     /// Opens the file and checks its identity: offsets learned from one version mean nothing in another.
     private func openChecked() throws(TensorError) -> Int32 {
-        let descriptor = open(map.file, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO swapped in for the file must not block a pool thread (no effect on files).
+        let descriptor = open(map.file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else {
             throw TensorError(.unprocessable, "\(describe) cannot be opened: \(String(cString: strerror(errno)).lowercased())", file: map.file)
         }

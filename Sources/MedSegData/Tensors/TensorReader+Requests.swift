@@ -15,13 +15,14 @@ extension TensorReader {
     public func arrays(for request: ArrayRequest, byteLimit: Int) throws(TensorError) -> [NamedArray] {
         var opened: [any TensorSource] = []
         var bytes = 0
-        /// Opens one source and counts it against the limit (each term is checked first, so the sum cannot overflow).
+        /// Opens one source and counts it against the limit.
         func open(_ make: () throws(TensorError) -> any TensorSource) throws(TensorError) -> any TensorSource {
             let source = try make()
             opened.append(source)
             let size = max(source.layout.byteCount, source.readByteCount)
-            guard size <= byteLimit, bytes + size <= byteLimit else { throw Self.overLimit(size == Int.max ? size : bytes + size, byteLimit) }
-            bytes += size
+            let (total, overflow) = bytes.addingReportingOverflow(size)
+            guard !overflow, total <= byteLimit else { throw Self.overLimit(overflow ? Int.max : total, byteLimit) }
+            bytes = total
             return source
         }
         do throws(TensorError) {

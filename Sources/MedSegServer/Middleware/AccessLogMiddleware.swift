@@ -5,9 +5,10 @@ import MedSegData
 import Metrics
 import Synchronization
 
-/// One info line per request (method, route, status, bytes, duration) and the bytes-sent counter,
-/// both taken when the body has been written: a streamed volume is logged with the bytes that
-/// went out and the time it took to send them, not when its handler returned.
+/// One info line per request (method, route, status, bytes, duration) and the bytes counter, both
+/// taken when the body has been written to the connection: a streamed volume is logged with the
+/// bytes written and the time it took, not when its handler returned. Bytes written are queued
+/// for the client, not proof of receipt: a client cut off later may not have read them all.
 public struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let settings: LiveSettings
 
@@ -20,13 +21,15 @@ public struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
         var response = try await next(request, context)
         let route = context.endpointPath ?? "unmatched"
         let (method, status, path) = (request.method.rawValue, response.status.code, String(request.uri.path.prefix(200)))
+        // A HEAD response's body is never sent, whatever the handler (or an error) put in it.
+        let isHead = request.method == .head
         let logger = context.logger
         let enabled = settings.current.accessLog
         let body = response.body
         let sent = SentBytes()
         response.body = ResponseBody(contentLength: body.contentLength) { writer in
             func record(_ outcome: String) {
-                let bytes = sent.count.load(ordering: .relaxed)
+                let bytes = isHead ? 0 : sent.count.load(ordering: .relaxed)
                 Counter(label: "medsegd_response_bytes", dimensions: [("route", route)]).increment(by: bytes)
                 guard enabled else { return }
                 let elapsed = ContinuousClock.now - started

@@ -14,7 +14,8 @@ public enum JSONResponse {
 
     public static func make(_ value: some Encodable, pretty: Bool, status: HTTPResponse.Status = .ok) -> Response {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.prettyPrinted, .withoutEscapingSlashes] : [.withoutEscapingSlashes]
+        // Sorted: the same body gives the same bytes (JSONEncoder's own order varies by process).
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         // Encoding these plain structs of strings and integers cannot fail.
         var bytes: [UInt8] = (try? encoder.encode(value)).map { [UInt8]($0) } ?? []
         if pretty { bytes.append(0x0A) }

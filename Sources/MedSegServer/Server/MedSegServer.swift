@@ -37,9 +37,10 @@ public enum MedSegServer {
     ) throws(StartupError) -> some ApplicationProtocol {
         let settings = state.settings.current
         let idleTimeout = TimeAmount.milliseconds(Int64(settings.idleTimeout / .milliseconds(1)))
+        // `idle_timeout: 0` means never: no idle timer at all (a zero one closes every connection).
         var http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [WriteProgressHandler(stallTimeout: idleTimeout, memory: state.memory)],
-            idleTimeout: idleTimeout)
+            idleTimeout: idleTimeout > .zero ? idleTimeout : nil)
         http1.httpDecoder = .init(
             maxHeaderFieldSize: settings.maxHeaderBytes.bytes, maxHeaderListSize: settings.maxHeaderBytes.bytes, maxHeaderFieldCount: 200)
         var server = HTTPServerBuilder.http1(configuration: http1)
