@@ -27,6 +27,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         ProcessTuning.apply()
+        // HDF5 opens each new file version in a child first: a file that crashes the library
+        // takes the child down, not the server.
+        HDF5Vetting.shared.enable(executable: "/proc/self/exe")
         let logger = logging.bootstrap(label: "medsegd")
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         let overrides = Reloader.Overrides(host: host, port: port)

@@ -8,7 +8,7 @@ enum SingleFile3DLoader: FormatLoader {
         let groups: [String]
         let file: HDF5File
         do {
-            file = try HDF5File.open(path)
+            file = try HDF5Vetting.shared.open(path)
             groups = try file.childNames()
         } catch {
             throw DataProblem(.error, dataset: config.name, file: path, error.detailWithoutFile)

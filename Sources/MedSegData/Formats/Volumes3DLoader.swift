@@ -15,7 +15,7 @@ enum Volumes3DLoader: FormatLoader {
                 continue
             }
             do {
-                let shape = try volumeShape(in: HDF5File.open(path), group: nil)
+                let shape = try volumeShape(in: HDF5Vetting.shared.open(path), group: nil)
                 let scan = ScanName(searching: entry.name)
                 result.dicts.append(
                     DatasetDict(

@@ -70,7 +70,7 @@ final class LibraryArray: ArrayStore {
         let opened: HDF5File
         let dataset: HDF5Dataset
         guard roots.contain(file) else { throw TensorError.outsideRoots(describe, file) }
-        do { opened = try HDF5File.open(file) } catch { throw unreadable(error) }
+        do { opened = try HDF5Vetting.shared.open(file) } catch { throw unreadable(error) }
         guard let descriptor = opened.fileDescriptor, roots.contain(descriptor: descriptor) else { throw TensorError.outsideRoots(describe, file) }
         guard FileIdentity.of(descriptor: descriptor) == identity else { throw TensorError.changed(describe) }
         do { dataset = try opened.dataset(key) } catch { throw unreadable(error) }

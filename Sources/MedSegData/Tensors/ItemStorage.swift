@@ -58,7 +58,7 @@ enum ItemStorage: Sendable {
                 throw TensorError.outsideRoots("item \(index) (\(Paths.fileName(of: dict.fileName)))", dict.fileName)
             }
             do {
-                file = try HDF5File.open(dict.fileName)
+                file = try HDF5Vetting.shared.open(dict.fileName)
             } catch {
                 throw TensorError.unreadable(item: index, file: dict.fileName, error)
             }

@@ -206,7 +206,7 @@ public struct TensorReader: Sendable {
         let hdf5File: HDF5File
         let dataset: HDF5Dataset
         do {
-            hdf5File = try HDF5File.open(file)
+            hdf5File = try HDF5Vetting.shared.open(file)
         } catch {
             throw TensorError.unreadable(item: item, file: file, error)
         }
