@@ -11,6 +11,9 @@ public struct ContentKey: Hashable, Sendable {
     public let request: String
     /// Every file, in the order the request reads them, with its identity (nil: missing).
     public let files: [FileVersion]
+    /// The full text: the cache key, and what the ETag hashes. Built once: a scan's names every
+    /// slice file, and each response uses it for its ETag, its cache lookup and its cache entry.
+    public let text: String
 
     public struct FileVersion: Hashable, Sendable {
         public var path: String
@@ -25,6 +28,11 @@ public struct ContentKey: Hashable, Sendable {
     private init(request: String, versions: [FileVersion]) {
         self.request = request
         self.files = versions
+        var text = "v\(Self.encodingVersion)\n\(request)"
+        for file in versions {
+            text += "\n\(file.path)\t\(file.identity?.description ?? "missing")"
+        }
+        self.text = text
     }
 
     /// The same key with the identities of the versions actually opened: a file replaced between
@@ -32,14 +40,5 @@ public struct ContentKey: Hashable, Sendable {
     public func opened(_ opened: [String: FileIdentity]) -> ContentKey {
         guard files.contains(where: { file in opened[file.path].map { $0 != file.identity } ?? false }) else { return self }
         return ContentKey(request: request, versions: files.map { FileVersion(path: $0.path, identity: opened[$0.path] ?? $0.identity) })
-    }
-
-    /// The full text: the cache key, and what the ETag hashes.
-    public var text: String {
-        var text = "v\(Self.encodingVersion)\n\(request)"
-        for file in files {
-            text += "\n\(file.path)\t\(file.identity?.description ?? "missing")"
-        }
-        return text
     }
 }
