@@ -102,7 +102,7 @@ let package = Package(
         // Fixture writers shared by the test targets (real HDF5 files in temporary folders).
         .target(
             name: "TestSupport",
-            dependencies: ["HDF5", "MedSegData"],
+            dependencies: ["HDF5", "MedSegData", "CZlib"],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),

@@ -94,7 +94,7 @@ struct EncodingTests {
     func npz() throws {
         let image = Tensor(dtype: .float32, shape: [2, 3], bytes: (0..<24).map(UInt8.init))
         let mask = Tensor(dtype: .bool, shape: [2, 3, 1], bytes: [1, 0, 1, 0, 1, 1])
-        let bytes = NPZLayout.encode([("image", image), ("mask", mask)])
+        let bytes = NPZWriter.encode([("image", image), ("mask", mask)])
         let members = try NumpyDecoding.npz(bytes)
         #expect(members["image"]?.shape == [2, 3])
         #expect(members["image"]?.data == image.bytes)

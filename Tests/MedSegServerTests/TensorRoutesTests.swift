@@ -188,6 +188,65 @@ struct TensorRoutesTests {
         }
     }
 
+    @Test("mask_format=labels and compression=deflate on items, pairs, scans and batches")
+    func wireOptions() async throws {
+        try await withServer { client in
+            /// Labels of slice `seed`'s mask under [0, [1, 2]]: every pixel holds channels 0 and 3,
+            /// 1 and 4, or 2 and 5, so never two classes.
+            func expectedLabels(seed: Int) -> [UInt8] {
+                let stored = Fixtures.maskValues(count: 48 * 6, channels: 6, seed: seed)
+                return (0..<48).map { pixel in
+                    let values = Expected.collate(Array(stored[(pixel * 6)..<(pixel * 6 + 6)]), [.single(0), .collated([1, 2])])
+                    return UInt8(values.firstIndex { $0 != 0 }.map { $0 + 1 } ?? 0)
+                }
+            }
+            let query = "categories=%5B0,%5B1,2%5D%5D&mask_format=labels"
+            let labels = try NumpyDecoding.npy(try await client.get("/v1/datasets/oai_2d/items/0/mask?\(query)").body)
+            #expect(labels.descriptor == "|u1")
+            #expect(labels.shape == [8, 6])
+            let expected = expectedLabels(seed: 1)
+            #expect(labels.data == expected)
+            let last = try NumpyDecoding.npy(try await client.get("/v1/datasets/oai_2d/items/0/mask?\(query)&background=last").body)
+            #expect(last.data == expected.map { $0 == 0 ? 2 : $0 - 1 })
+
+            let pair = try await client.get("/v1/datasets/oai_2d/items/0?\(query)&compression=deflate&dtype=float16")
+            let (members, methods) = try NumpyDecoding.npzWithMethods(pair.body)
+            #expect(methods == ["image": 0, "mask": 8])
+            #expect(members["image"]?.descriptor == "<f2")
+            #expect(members["mask"]?.data == expected)
+            #expect(pair.headers["content-length"].first == String(pair.body.count))
+
+            let stack = try NumpyDecoding.npy(try await client.get("/v1/datasets/oai_2d/scans/0000001_V00/mask?\(query)&region=:,2").body)
+            #expect(stack.shape == [8, 3])
+            let slices = (1...3).map { expectedLabels(seed: $0) }
+            let column: [UInt8] = (0..<8).flatMap { (row: Int) -> [UInt8] in (0..<3).map { (slice: Int) -> UInt8 in slices[slice][row * 6 + 2] } }
+            #expect(stack.data == column)
+
+            let body = #"{"indices": [0, 2], "categories": [0, [1, 2]], "mask_format": "labels", "compression": "deflate"}"#
+            let batch = try await client.request("/v1/datasets/oai_2d/batch", method: .POST, body: Array(body.utf8))
+            let batchMembers = try NumpyDecoding.npzWithMethods(batch.body)
+            #expect(batchMembers.methods["mask"] == 8)
+            #expect(batchMembers.members["mask"]?.shape == [2, 8, 6])
+            #expect(Array(batchMembers.members["mask"]?.data.prefix(48) ?? []) == expected)
+
+            // Overlapping classes, bad values, options a route does not take.
+            let overlap = try await client.get("/v1/datasets/oai_2d/items/0/mask?categories=%5B0,3%5D&mask_format=labels")
+            #expect(overlap.status == 422)
+            #expect(String(decoding: overlap.body, as: UTF8.self).contains("both set at pixel (0, 2)"))
+            #expect(try await client.get("/v1/datasets/oai_2d/items/0/mask?mask_format=onehot").status == 400)
+            #expect(try await client.get("/v1/datasets/oai_2d/items/0?compression=zstd").status == 400)
+            #expect(try await client.get("/v1/datasets/oai_2d/items/0/mask?compression=deflate").status == 400)
+            #expect(try await client.get("/v1/datasets/oai_2d/items/0/image?mask_format=labels").status == 400)
+
+            // Each option set has its own ETag.
+            var tags: Set<String> = []
+            for options in ["", "&mask_format=labels", "&compression=deflate", "&mask_format=labels&compression=deflate"] {
+                tags.formUnion(try await client.get("/v1/datasets/oai_2d/items/0?categories=%5B0,%5B1,2%5D%5D\(options)").headers["etag"])
+            }
+            #expect(tags.count == 4)
+        }
+    }
+
     @Test("strong ETags: If-None-Match gives 304; HEAD gives the headers without reading")
     func caching() async throws {
         try await withServer { client in

@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 
 /// An independent reader of `.npy` and `.npz` bytes for the tests: it parses what NumPy's
@@ -47,6 +48,12 @@ public enum NumpyDecoding {
 
     /// Members by name (without `.npy`), read through the central directory; CRCs are checked.
     public static func npz(_ bytes: [UInt8]) throws -> [String: DecodedArray] {
+        try npzWithMethods(bytes).members
+    }
+
+    /// The members and each one's ZIP compression method (0 stored, 8 deflated).
+    public static func npzWithMethods(_ bytes: [UInt8]) throws -> (members: [String: DecodedArray], methods: [String: Int]) {
+        var methods: [String: Int] = [:]
         func u16(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 }
         func u32(_ at: Int) -> Int { u16(at) | u16(at + 2) << 16 }
         guard let end = stride(from: bytes.count - 22, through: 0, by: -1).first(where: { u32($0) == 0x0605_4B50 }) else {
@@ -59,21 +66,45 @@ public enum NumpyDecoding {
             guard u32(position) == 0x0201_4B50 else { throw Failure("bad central directory entry") }
             let method = u16(position + 10)
             let crc = UInt32(u32(position + 16))
-            let size = u32(position + 20)
+            let storedSize = u32(position + 20)
+            let size = u32(position + 24)
             let nameLength = u16(position + 28)
             let extraLength = u16(position + 30)
             let commentLength = u16(position + 32)
             let offset = u32(position + 42)
             let name = String(decoding: bytes[(position + 46)..<(position + 46 + nameLength)], as: UTF8.self)
-            guard method == 0 else { throw Failure("member \(name) is compressed") }
+            guard method == 0 || method == 8 else { throw Failure("member \(name) uses compression method \(method)") }
             guard u32(offset) == 0x0403_4B50 else { throw Failure("bad local header for \(name)") }
             let dataStart = offset + 30 + u16(offset + 26) + u16(offset + 28)
-            let data = Array(bytes[dataStart..<(dataStart + size)])
+            let stored = Array(bytes[dataStart..<(dataStart + storedSize)])
+            let data = method == 8 ? try inflateRaw(stored, size: size) : stored
+            guard data.count == size else { throw Failure("member \(name) holds \(data.count) bytes, its entry says \(size)") }
+            methods[String(name.dropLast(4))] = method
             guard crc32(data) == crc else { throw Failure("CRC mismatch in \(name)") }
             members[String(name.dropLast(4))] = try npy(data)
             position += 46 + nameLength + extraLength + commentLength
         }
-        return members
+        return (members, methods)
+    }
+
+    /// A raw deflate stream (ZIP method 8) inflated with zlib.
+    static func inflateRaw(_ input: [UInt8], size: Int) throws -> [UInt8] {
+        var stream = z_stream()
+        guard inflateInit2_(&stream, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { throw Failure("inflateInit2 failed") }
+        defer { inflateEnd(&stream) }
+        var output = [UInt8](repeating: 0, count: size + 1)
+        var input = input
+        let status = input.withUnsafeMutableBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target in
+                stream.next_in = source.baseAddress
+                stream.avail_in = uInt(source.count)
+                stream.next_out = target.baseAddress
+                stream.avail_out = uInt(target.count)
+                return inflate(&stream, Z_FINISH)
+            }
+        }
+        guard status == Z_STREAM_END else { throw Failure("deflated member does not inflate (zlib status \(status))") }
+        return Array(output[..<(output.count - Int(stream.avail_out))])
     }
 
     /// Bitwise CRC-32 (ZIP's polynomial), slow and independent.

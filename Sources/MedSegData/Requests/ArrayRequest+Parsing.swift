@@ -8,24 +8,36 @@ extension ArrayRequest {
         let read: [String]
         switch arrays {
         case .image: read = ["region", "dtype"]
-        case .mask: read = ["region", "categories", "background"]
-        case .pair: read = ["region", "categories", "background", "dtype"]
+        case .mask: read = ["region", "categories", "background", "mask_format"]
+        case .pair: read = ["region", "categories", "background", "dtype", "mask_format", "compression"]
         }
         return read + ["format"] + (scan ? ["aug"] : [])
     }
 
     /// The keys a batch body takes.
-    public static let batchKeys = ["indices", "categories", "background", "region", "dtype"]
+    public static let batchKeys = ["indices", "categories", "background", "region", "dtype", "mask_format", "compression"]
 
     /// The options of a GET route from its decoded query parameters.
     public static func options(query: [String: String]) throws(TensorError) -> TensorOptions {
         try options(
             region: query["region"], categories: try query["categories"].map { (text) throws(TensorError) in try parseCategories(text) },
-            background: query["background"], dtype: query["dtype"])
+            background: query["background"], dtype: query["dtype"], maskFormat: query["mask_format"])
     }
 
-    /// A batch body: `{"indices": [...], "categories": ..., "background": ..., "region": ..., "dtype": ...}`.
-    public static func batch(body bytes: [UInt8], maxItems: Int) throws(TensorError) -> (indices: [Int], options: TensorOptions) {
+    /// `compression=` of an npz route: none (the default) or deflate.
+    public static func compression(_ text: String?) throws(TensorError) -> MemberCompression {
+        guard let text else { return .none }
+        guard let compression = MemberCompression(rawValue: text) else {
+            throw TensorError(.invalidRequest, "compression must be none or deflate, not '\(text.prefix(40))'")
+        }
+        return compression
+    }
+
+    /// A batch body: `{"indices": [...], "categories": ..., "background": ..., "region": ..., "dtype": ...,
+    /// "mask_format": ..., "compression": ...}`.
+    public static func batch(
+        body bytes: [UInt8], maxItems: Int
+    ) throws(TensorError) -> (indices: [Int], options: TensorOptions, compression: MemberCompression) {
         let value: JSONValue
         do {
             value = try JSONParser.parse(bytes, maxDepth: 8)
@@ -62,8 +74,10 @@ extension ArrayRequest {
                 throw TensorError(.invalidRequest, error.message)
             }
         }
-        let options = try options(region: try text("region"), categories: categories, background: try text("background"), dtype: try text("dtype"))
-        return (indices, options)
+        let options = try options(
+            region: try text("region"), categories: categories, background: try text("background"), dtype: try text("dtype"),
+            maskFormat: try text("mask_format"))
+        return (indices, options, try compression(try text("compression")))
     }
 
     /// An item index, from a path or a batch body: a whole number; negative or too large for any
@@ -79,7 +93,7 @@ extension ArrayRequest {
     }
 
     private static func options(
-        region: String?, categories: CategorySelection?, background: String?, dtype: String?
+        region: String?, categories: CategorySelection?, background: String?, dtype: String?, maskFormat: String?
     ) throws(TensorError) -> TensorOptions {
         var options = TensorOptions()
         if let region {
@@ -104,6 +118,12 @@ extension ArrayRequest {
                 )
             }
             options.dtype = type
+        }
+        if let maskFormat {
+            guard let format = MaskFormat(rawValue: maskFormat) else {
+                throw TensorError(.invalidRequest, "mask_format must be channels or labels, not '\(maskFormat.prefix(40))'")
+            }
+            options.maskFormat = format
         }
         return options
     }

@@ -25,13 +25,19 @@ public struct ArrayRequest: Hashable, Sendable {
     public var arrays: Arrays
     public var options: TensorOptions
     public var encoding: ArrayEncoding
+    /// How `.npz` members are stored (npz only).
+    public var compression: MemberCompression
 
-    public init(dataset: String, target: Target, arrays: Arrays, options: TensorOptions = TensorOptions(), encoding: ArrayEncoding) {
+    public init(
+        dataset: String, target: Target, arrays: Arrays, options: TensorOptions = TensorOptions(), encoding: ArrayEncoding,
+        compression: MemberCompression = .none
+    ) {
         self.dataset = dataset
         self.target = target
         self.arrays = arrays
         self.options = options
         self.encoding = encoding
+        self.compression = compression
     }
 
     /// The label of this kind of request in metrics and logs: `item-image`, `scan-mask`, `item`, `batch`.
@@ -62,7 +68,8 @@ public struct ArrayRequest: Hashable, Sendable {
         case .batch: return nil
         }
         let options = self.options.canonical(defaultCategories: entry.metadata.categoryIDs)
-        return "\(kind)\n\(entry.name)\n\(entry.format.rawValue)\n\(target)\n\(storage(in: entry))\n\(options)\n\(encoding.rawValue)"
+        return
+            "\(kind)\n\(entry.name)\n\(entry.format.rawValue)\n\(target)\n\(storage(in: entry))\n\(options)\n\(encoding.rawValue) compression=\(compression.rawValue)"
     }
 
     /// Where the target's arrays live, as its dicts say (a group inside a single file is not a

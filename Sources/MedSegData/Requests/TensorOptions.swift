@@ -8,12 +8,18 @@ public struct TensorOptions: Hashable, Sendable {
     public var background: BackgroundChannel
     /// Images only: convert to this (little-endian) type.
     public var dtype: DType?
+    /// Masks only: collated channels or class indices.
+    public var maskFormat: MaskFormat
 
-    public init(region: Region = .all, categories: CategorySelection? = nil, background: BackgroundChannel = .none, dtype: DType? = nil) {
+    public init(
+        region: Region = .all, categories: CategorySelection? = nil, background: BackgroundChannel = .none, dtype: DType? = nil,
+        maskFormat: MaskFormat = .channels
+    ) {
         self.region = region
         self.categories = categories
         self.background = background
         self.dtype = dtype
+        self.maskFormat = maskFormat
     }
 
     /// A stable text form, part of cache keys and ETags: the same request always yields the same
@@ -21,6 +27,7 @@ public struct TensorOptions: Hashable, Sendable {
     /// `category_ids` changes the key.
     public func canonical(defaultCategories: [CategoryID]) -> String {
         let categories = self.categories ?? CategorySelection(defaultCategories)
-        return "region=\(region);categories=\(categories);background=\(background.rawValue);dtype=\(dtype?.numpyDescriptor ?? "stored")"
+        return
+            "region=\(region);categories=\(categories);background=\(background.rawValue);dtype=\(dtype?.numpyDescriptor ?? "stored");mask=\(maskFormat.rawValue)"
     }
 }

@@ -1,12 +1,12 @@
 internal import HDF5
 
-/// One HDF5 dataset, read through a region as a hyperslab, collated chunk by chunk when it is a
-/// mask: item images and masks, and the volumes of 3D scans.
+/// One HDF5 dataset, read through a region as a hyperslab, its channels collated (or made a
+/// class-index map) chunk by chunk when it is a mask: item images and masks, 3D scan volumes.
 final class HyperslabSource: TensorSource, @unchecked Sendable {
     enum Transform {
         case none
         /// `squeezeAxis`: the kept spatial axis to drop when its length is 1 (2D slice masks).
-        case collate(CategorySelection, BackgroundChannel, squeezeAxis: Int?)
+        case mask(MaskTransform, squeezeAxis: Int?)
     }
 
     let layout: TensorLayout
@@ -15,6 +15,9 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
     private let keptAxes: [Bool]
     private let transform: Transform
     private let chunking: RowChunking
+    private let storedDType: DType
+    /// The output's spatial shape (masks: without the channel axis), to name a pixel.
+    private let spatialShape: [Int]
 
     /// `region` must already be resolved against the dataset's shape (for masks: including the
     /// whole channel axis).
@@ -24,15 +27,18 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
         self.slab = region.hyperslab
         self.keptAxes = region.keptAxes
         self.transform = transform
+        self.storedDType = dataset.dtype
         let isMask: Bool
         switch transform {
         case .none:
             layout = TensorLayout(dtype: dataset.dtype, shape: region.shape)
+            spatialShape = region.shape
             isMask = false
-        case .collate(let selection, let background, let squeezeAxis):
+        case .mask(let mask, let squeezeAxis):
             var spatial = Array(region.shape.dropLast())
             if let axis = squeezeAxis, axis < spatial.count, spatial[axis] == 1 { spatial.remove(at: axis) }
-            layout = TensorLayout(dtype: dataset.dtype, shape: spatial + [selection.ids.count + (background == .none ? 0 : 1)])
+            layout = TensorLayout(dtype: mask.outputDType(stored: dataset.dtype), shape: mask.outputShape(spatial: spatial))
+            spatialShape = spatial
             isMask = true
         }
         // Masks are never split along their channel axis: collation needs every channel of a pixel.
@@ -42,7 +48,7 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
 
     let openedFiles: [String: FileIdentity]
 
-    var readByteCount: Int { TensorLayout(dtype: layout.dtype, shape: slab.count).byteCount }
+    var readByteCount: Int { TensorLayout(dtype: storedDType, shape: slab.count).byteCount }
 
     var chunkCount: Int { chunking.chunkCount }
 
@@ -56,13 +62,23 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
         switch transform {
         case .none:
             try dataset.read(sub, into: buffer)
-        case .collate(let selection, let background, _):
-            // Dropped and squeezed axes have one element: the pixels are the same either way.
+        case .mask(let mask, _):
+            // Dropped and squeezed axes have one element: the pixels are the same either way,
+            // and the chunk's first pixel is its first row's in the output.
             let raw = try dataset.readBytes(sub)
+            let spatialShape = spatialShape
+            let firstPixel = spatialShape.reduce(1, *) / chunking.rows * chunking.rowRange(index).lowerBound
+            var failure: TensorError?
             raw.withUnsafeBytes { input in
-                Collation.collate(
-                    input, dtype: dataset.dtype, channels: sub.count.last ?? 1, selection: selection, background: background, into: buffer)
+                do throws(TensorError) {
+                    try mask.apply(input, dtype: dataset.dtype, channels: sub.count.last ?? 1, into: buffer) { pixel in
+                        spatialShape.unravel(firstPixel + pixel)
+                    }
+                } catch {
+                    failure = error
+                }
             }
+            if let failure { throw failure }
         }
     }
 

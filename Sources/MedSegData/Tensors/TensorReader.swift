@@ -74,9 +74,10 @@ public struct TensorReader: Sendable {
         if storage.isSlice, spatial.count >= 3, region.keptAxes[2] {
             squeezeAxis = region.keptAxes[..<2].filter { $0 }.count
         }
+        let transform = MaskTransform(
+            selection: selection, background: options.background, format: options.maskFormat, subject: describe(index, maskFile))
         return HyperslabSource(
-            dataset: dataset, region: region.appendingWholeAxis(length: channels),
-            transform: .collate(selection, options.background, squeezeAxis: squeezeAxis))
+            dataset: dataset, region: region.appendingWholeAxis(length: channels), transform: .mask(transform, squeezeAxis: squeezeAxis))
     }
 
     // MARK: scans
@@ -108,7 +109,7 @@ public struct TensorReader: Sendable {
         let datasets = try openSlices(volume, scanID: scanID, masks: false)
         let shape = datasets[0].shape
         let region = try resolve(options.region, for: [shape[0], shape[1], datasets.count])
-        return converted(StackSource(slices: datasets, region: region, collation: nil), options.dtype)
+        return converted(StackSource(slices: datasets, region: region, mask: nil), options.dtype)
     }
 
     public func scanMask(_ scanID: String, aug: Int, options: TensorOptions) throws(TensorError) -> any TensorSource {
@@ -121,7 +122,9 @@ public struct TensorReader: Sendable {
         let shape = datasets[0].shape
         let selection = try selection(options, channels: shape[3], what: "the masks of scan '\(scanID)'")
         let region = try resolve(options.region, for: [shape[0], shape[1], datasets.count])
-        return StackSource(slices: datasets, region: region, collation: (selection, options.background))
+        let transform = MaskTransform(
+            selection: selection, background: options.background, format: options.maskFormat, subject: "the masks of scan '\(scanID)' (aug \(aug))")
+        return StackSource(slices: datasets, region: region, mask: transform)
     }
 
     /// The item of a 3D scan (one file or group holding the whole volume), or nil for 2D slices.

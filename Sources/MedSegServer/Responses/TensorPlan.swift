@@ -10,10 +10,10 @@ enum TensorPlan: Sendable {
     case notModified(etag: String)
     /// The whole body (from the cache, or just built).
     case complete(HTTPFields, ByteBuffer)
-    /// HEAD: headers and length only; nothing was read.
-    case headersOnly(HTTPFields, length: Int)
-    /// Too large to hold: written piece by piece.
-    case streaming(HTTPFields, length: Int, parts: [StreamPart])
+    /// HEAD: headers and length (unknown for compressed bodies) only; nothing was read.
+    case headersOnly(HTTPFields, length: Int?)
+    /// Too large to hold: written piece by piece (chunked when compression hides the length).
+    case streaming(HTTPFields, length: Int?, parts: [StreamPart])
     /// Small enough to build whole, once memory for it is reserved (`ResponseMemory`).
     case unbuilt(PendingBody)
 
@@ -24,7 +24,8 @@ enum TensorPlan: Sendable {
     /// The response to `request`: one array as npy or raw, or named arrays as an `.npz` (a
     /// stacked array is one member). Runs on the blocking pool.
     static func make(
-        _ request: TensorRequest, encoding: ArrayEncoding, files: () throws -> [String], open: () throws -> [NamedArray]
+        _ request: TensorRequest, encoding: ArrayEncoding, compression: MemberCompression, files: () throws -> [String],
+        open: () throws -> [NamedArray]
     ) throws -> TensorPlan {
         var key: ContentKey?
         if let requestKey = request.key {
@@ -46,55 +47,66 @@ enum TensorPlan: Sendable {
         // The same URL sends npy or raw as `Accept` says: shared caches must key on it.
         var headers: HTTPFields = [.contentType: encoding.mediaType, .vary: "Accept"]
         if let opened { headers[.eTag] = ETag.of(opened) }
-        let length: Int
-        var parts: [StreamPart] = []
+        var body: BodyPlan
         switch encoding {
         case .npy, .raw:
             let array = arrays[0]
             let header = encoding == .npy ? NPY.header(for: array.layout) : []
             headers[.tensorDtype] = array.layout.dtype.numpyDescriptor
             headers[.tensorShape] = array.layout.shape.map(String.init).joined(separator: ",")
-            length = header.count + array.layout.byteCount
-            parts = [.bytes(header)] + array.sources.map { .array($0) }
+            let length = header.count.addingReportingOverflow(array.layout.byteCount)
+            body = BodyPlan(length: length.overflow ? .max : length.partialValue, knownLength: true, parts: [.bytes(header)])
+            body.parts += array.sources.map { .array($0, nil) }
         case .npz:
-            let layout = NPZLayout(
+            let writer = NPZWriter(
                 members: arrays.map {
-                    NPZLayout.Member(name: $0.name + ".npy", npyHeader: NPY.header(for: $0.layout), dataLength: $0.layout.byteCount)
+                    NPZMember(
+                        name: $0.name + ".npy", npyHeader: NPY.header(for: $0.layout), dataLength: $0.layout.byteCount,
+                        compression: compression.method(forMember: $0.name))
                 })
-            length = layout.totalLength
+            body = BodyPlan(length: writer.storedLength, knownLength: writer.plannedLength != nil, parts: [])
             for (index, array) in arrays.enumerated() {
-                parts.append(.bytes(layout.memberPrefix(index)))
-                parts.append(.crcStart(layout.members[index].npyHeader))
-                parts += array.sources.map { .array($0) }
-                parts.append(.crcEnd { layout.memberSuffix(index, crc: $0) })
+                body.parts.append(.memberStart(writer, index))
+                body.parts += array.sources.map { .array($0, writer) }
+                body.parts.append(.memberEnd(writer))
             }
-            parts.append(.trailer { layout.trailer(crcs: $0) })
+            body.parts.append(.trailer(writer))
         }
-        headers[.contentLength] = String(length)
-        return try finish(request, cacheKey: opened, headers: headers, length: length, sources: sources, parts: parts)
+        if body.knownLength { headers[.contentLength] = String(body.length) }
+        return try finish(request, cacheKey: opened, headers: headers, body: body, sources: sources)
+    }
+
+    /// A body's parts and its length: exact, or (compressed members) the most it can hold
+    /// before compression, which limits and reservations count.
+    struct BodyPlan {
+        var length: Int
+        var knownLength: Bool
+        var parts: [StreamPart]
     }
 
     /// Applies the size limit and HEAD, then builds the body whole when it is small enough.
     private static func finish(
-        _ request: TensorRequest, cacheKey: ContentKey?, headers: HTTPFields, length: Int, sources: [any TensorSource], parts: [StreamPart]
+        _ request: TensorRequest, cacheKey: ContentKey?, headers: HTTPFields, body: BodyPlan, sources: [any TensorSource]
     ) throws -> TensorPlan {
         do {
-            try request.checkLimit(length)
+            try request.checkLimit(body.length)
         } catch {
             for source in sources { source.close() }
             throw error
         }
+        let exactLength = body.knownLength ? body.length : nil
         if request.isHead {
             for source in sources { source.close() }
-            return .headersOnly(headers, length: length)
+            return .headersOnly(headers, length: exactLength)
         }
-        guard length <= wholeBodyLimit else { return .streaming(headers, length: length, parts: parts) }
-        return .unbuilt(PendingBody(request: request, cacheKey: cacheKey, headers: headers, length: length, sources: sources, parts: parts))
+        guard body.length <= wholeBodyLimit else { return .streaming(headers, length: exactLength, parts: body.parts) }
+        return .unbuilt(PendingBody(request: request, cacheKey: cacheKey, headers: headers, length: body.length, sources: sources, parts: body.parts))
     }
 }
 
-/// A whole body to build: its arrays are open and its length known; the bytes are read once
-/// `ResponseMemory` has room for them. Sources never built are closed when it goes.
+/// A whole body to build: its arrays are open and its length (or, compressed, its bound) known;
+/// the bytes are read once `ResponseMemory` has room for them. Sources never built are closed
+/// when it goes.
 final class PendingBody: Sendable {
     let request: TensorRequest
     let cacheKey: ContentKey?
@@ -116,16 +128,17 @@ final class PendingBody: Sendable {
     func build() throws -> TensorPlan {
         defer { guardian.closeNow() }
         var body = ByteBufferAllocator().buffer(capacity: length)
-        var assembler = BodyAssembler()
         for part in parts {
-            guard case .array(let source) = part else {
-                for piece in assembler.bytes(for: part) { body.writeBytes(piece) }
+            guard case .array(let source, let writer) = part else {
+                body.writeBytes(part.bytes)
                 continue
             }
             for chunk in 0..<source.chunkCount {
-                try body.writeChunk(chunk, of: source, crc: &assembler)
+                try body.writeChunk(chunk, of: source, through: writer)
             }
         }
+        var headers = headers
+        headers[.contentLength] = String(body.readableBytes)
         if let cacheKey { request.cache.put(cacheKey.text, ResponseCache.Entry(headers: headers, body: body)) }
         return .complete(headers, body)
     }

@@ -32,11 +32,7 @@ enum TensorResponse {
         case .headersOnly(let headers, let length):
             return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: length) { writer in try await writer.finish(nil) })
         case .streaming(let headers, let length, let parts):
-            let guardian = SourceGuardian(
-                parts.compactMap { part in
-                    if case .array(let source) = part { return source }
-                    return nil
-                })
+            let guardian = SourceGuardian(parts.compactMap(\.source))
             return Response(
                 status: .ok, headers: headers,
                 body: ResponseBody(contentLength: length) { writer in
@@ -47,61 +43,68 @@ enum TensorResponse {
         }
     }
 
-    private static func stream(_ parts: [StreamPart], memory: ResponseMemory, to writer: inout any ResponseBodyWriter) async throws {
-        // Every chunk to read, in body order. While one chunk goes to the client the next is read
-        // on the blocking pool, so reading (HDF5, inflate, collation) and sending overlap.
-        let reads = parts.flatMap { part -> [(source: any TensorSource, chunk: Int)] in
-            guard case .array(let source) = part else { return [] }
-            return (0..<source.chunkCount).map { (source, $0) }
+    /// One piece of a streamed body, produced on the blocking pool in body order: an npz's
+    /// writer keeps CRCs, deflate state and offsets across them.
+    private enum Step {
+        case part(StreamPart)
+        case chunk(any TensorSource, Int, NPZWriter?, last: Bool)
+
+        var byteEstimate: Int {
+            if case .chunk(let source, let index, _, _) = self { return source.chunkByteCount(index) }
+            return 0
         }
-        var nextRead = 0
-        func startRead() -> Task<(ByteBuffer, ResponseMemory.Reservation), any Error>? {
-            guard nextRead < reads.count else { return nil }
-            let (source, chunk) = reads[nextRead]
-            nextRead += 1
+
+        func produce() throws -> ByteBuffer {
+            switch self {
+            case .part(let part):
+                return ByteBuffer(bytes: part.bytes)
+            case .chunk(let source, let index, let writer, _):
+                var buffer = ByteBufferAllocator().buffer(capacity: source.chunkByteCount(index))
+                try buffer.writeChunk(index, of: source, through: writer)
+                return buffer
+            }
+        }
+    }
+
+    private static func stream(_ parts: [StreamPart], memory: ResponseMemory, to writer: inout any ResponseBodyWriter) async throws {
+        let steps = parts.flatMap { part -> [Step] in
+            guard case .array(let source, let npz) = part else { return [.part(part)] }
+            return (0..<source.chunkCount).map { .chunk(source, $0, npz, last: $0 == source.chunkCount - 1) }
+        }
+        // While one step's bytes go to the client the next is produced on the blocking pool, so
+        // reading (HDF5, inflate, collation, deflate) and sending overlap; steps run one at a time.
+        var next = 0
+        func startStep() -> Task<(ByteBuffer, ResponseMemory.Reservation), any Error>? {
+            guard next < steps.count else { return nil }
+            let step = steps[next]
+            next += 1
             return Task {
                 // Each chunk holds its bytes against max_inflight_bytes until it has been written.
-                let reservation = await memory.reserve(source.chunkByteCount(chunk))
-                let buffer = try await BlockingPool.run {
-                    var buffer = ByteBufferAllocator().buffer(capacity: source.chunkByteCount(chunk))
-                    try buffer.writeChunk(chunk, of: source)
-                    return buffer
-                }
+                let reservation = await memory.reserve(step.byteEstimate)
+                let buffer = try await BlockingPool.run { try step.produce() }
                 return (buffer, reservation)
             }
         }
-        var pending = startRead()
-        var assembler = BodyAssembler()
-        var position = 0
+        var pending = startStep()
+        var done = 0
         do {
-            for part in parts {
-                defer { position += 1 }
-                guard case .array(let source) = part else {
-                    for piece in assembler.bytes(for: part) where !piece.isEmpty {
-                        try await writer.write(ByteBuffer(bytes: piece))
-                    }
-                    continue
-                }
-                for _ in 0..<source.chunkCount {
-                    guard let read = pending else { break }
-                    let (buffer, reservation) = try await read.value
-                    pending = startRead()
-                    buffer.withUnsafeReadableBytes { assembler.add($0) }
-                    try await writer.write(buffer)
-                    withExtendedLifetime(reservation) {}
-                }
-                // All of this source's reads have completed (the one in flight is the next source's).
-                await close([source])
+            while let current = pending {
+                let (buffer, reservation) = try await current.value
+                let step = steps[done]
+                done += 1
+                pending = startStep()
+                // A source's last chunk was read (the step in flight is a later one's).
+                if case .chunk(let source, _, _, last: true) = step { await close([source]) }
+                if buffer.readableBytes > 0 { try await writer.write(buffer) }
+                withExtendedLifetime(reservation) {}
             }
         } catch {
-            // The client left or a file broke mid-stream: let the read in flight finish (it uses
+            // The client left or a file broke mid-stream: let the step in flight finish (it uses
             // the handles), then release every handle still open.
             _ = try? await pending?.value
-            await close(
-                parts[position...].compactMap { part in
-                    if case .array(let source) = part { return source }
-                    return nil
-                })
+            var open: [any TensorSource] = []
+            for case .chunk(let source, _, _, last: true) in steps[done...] { open.append(source) }
+            await close(open)
             throw error
         }
     }

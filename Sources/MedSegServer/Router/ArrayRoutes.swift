@@ -34,8 +34,10 @@ struct ArrayRoutes<Context: RequestContext> {
             let encoding = try ArrayEncoding.negotiate(request, format: query["format"], allowed: [.npz])
             let settings = settings.current
             var body = try await request.body.collect(upTo: settings.maxBodyBytes.bytes)
-            let (indices, options) = try ArrayRequest.batch(body: body.readBytes(length: body.readableBytes) ?? [], maxItems: settings.maxBatchItems)
-            let arrayRequest = ArrayRequest(dataset: entry.name, target: .batch(indices), arrays: .pair, options: options, encoding: encoding)
+            let (indices, options, compression) = try ArrayRequest.batch(
+                body: body.readBytes(length: body.readableBytes) ?? [], maxItems: settings.maxBatchItems)
+            let arrayRequest = ArrayRequest(
+                dataset: entry.name, target: .batch(indices), arrays: .pair, options: options, encoding: encoding, compression: compression)
             return try await respond(request, arrayRequest, entry: entry)
         }
     }
@@ -50,8 +52,11 @@ struct ArrayRoutes<Context: RequestContext> {
         let target = try target(query)
         let options = try ArrayRequest.options(query: query.decoded)
         let encoding = try ArrayEncoding.negotiate(request, format: query["format"], allowed: ArrayEncoding.allowed(for: arrays, target: target))
+        let compression = try ArrayRequest.compression(query["compression"])
         return try await respond(
-            request, ArrayRequest(dataset: entry.name, target: target, arrays: arrays, options: options, encoding: encoding), entry: entry)
+            request,
+            ArrayRequest(dataset: entry.name, target: target, arrays: arrays, options: options, encoding: encoding, compression: compression),
+            entry: entry)
     }
 
     /// Any array request, decided in one trip to the blocking pool (TensorPlan) and sent.
@@ -60,7 +65,7 @@ struct ArrayRoutes<Context: RequestContext> {
         let limit = settings.current.maxResponseBytes
         let tensorRequest = TensorRequest(request, key: arrayRequest.canonical(for: entry), limit: limit, cache: cache)
         var plan = try await BlockingPool.timed(arrayRequest.kind) {
-            try TensorPlan.make(tensorRequest, encoding: arrayRequest.encoding) {
+            try TensorPlan.make(tensorRequest, encoding: arrayRequest.encoding, compression: arrayRequest.compression) {
                 try reader.files(for: arrayRequest)
             } open: {
                 try reader.arrays(for: arrayRequest, byteLimit: limit.bytes)
