@@ -1,8 +1,8 @@
 """Python client for medsegd: MedSegPy datasets, metadata, arrays and batches over HTTP."""
-from .client import Client, MedsegdError
+from .client import REMOTE, Client, MedsegdError
 from .dataset import RemoteDataset
 from .loader import BatchLoader
 from .medsegpy import register_with_medsegpy
 
-__all__ = ["Client", "MedsegdError", "RemoteDataset", "BatchLoader", "register_with_medsegpy"]
+__all__ = ["REMOTE", "Client", "MedsegdError", "RemoteDataset", "BatchLoader", "register_with_medsegpy"]
 __version__ = "0.1.0"

@@ -4,11 +4,19 @@ import json
 import os
 import threading
 import time
+import types
 import urllib.parse
 
 from . import arrays
 
 RETRY_STATUSES = (502, 503, 504)
+
+#: Wire options for a trainer on another machine than medsegd, for `RemoteDataset(client, name,
+#: **REMOTE)`, `BatchLoader(..., **REMOTE)` and `client.item/batch(..., **REMOTE)`: images as
+#: float16 (half of float32's bytes, rounded to 11 significant bits), masks as class indices
+#: (H x W (x D) uint8: 0 where no class is set, k + 1 for class k; the target CrossEntropyLoss
+#: takes), the mask deflated in the npz. Read-only; `dict(REMOTE, dtype=None)` keeps stored images.
+REMOTE = types.MappingProxyType({"dtype": "float16", "mask_format": "labels", "compression": "deflate"})
 
 
 class MedsegdError(Exception):
@@ -210,28 +218,34 @@ class Client:
         return arrays.from_raw(data, reply.getheader("X-Tensor-Dtype"), reply.getheader("X-Tensor-Shape"))
 
     @staticmethod
-    def _options(categories=None, background=None, region=None, dtype=None):
+    def _options(categories=None, background=None, region=None, dtype=None, mask_format=None, compression=None):
         categories = _categories(categories)
         return {
             "categories": None if categories is None else json.dumps(categories, separators=(",", ":")),
             "background": background,
             "region": _region(region),
             "dtype": _dtype(dtype),
+            "mask_format": mask_format,
+            "compression": compression,
         }
 
     def image(self, name, index, region=None, dtype=None):
         """Item `index`'s image (2D: H x W x 1; 3D: H x W x D), as stored unless `dtype` is given."""
         return self._array("/v1/datasets/%s/items/%d/image" % (self._quote(name), index), self._options(region=region, dtype=dtype))
 
-    def mask(self, name, index, categories=None, background=None, region=None):
-        """Item `index`'s mask collated as MedSegPy's collect_mask (default: the dataset's ids)."""
+    def mask(self, name, index, categories=None, background=None, region=None, mask_format=None):
+        """Item `index`'s mask collated as MedSegPy's collect_mask (default: the dataset's ids);
+        `mask_format="labels"` gives class indices instead of channels (H x W, uint8 or uint16)."""
         return self._array("/v1/datasets/%s/items/%d/mask" % (self._quote(name), index),
-                           self._options(categories, background, region))
+                           self._options(categories, background, region, mask_format=mask_format))
 
-    def item(self, name, index, categories=None, background=None, region=None, dtype=None):
-        """(image, mask) in one request; mask is None for an unlabeled item."""
+    def item(self, name, index, categories=None, background=None, region=None, dtype=None, mask_format=None,
+             compression=None):
+        """(image, mask) in one request; mask is None for an unlabeled item. `compression="deflate"`
+        deflates the mask on the wire (the image stays stored)."""
         _, data = self.request("GET", "/v1/datasets/%s/items/%d" % (self._quote(name), index),
-                               self._options(categories, background, region, dtype), accept="application/x-npz")
+                               self._options(categories, background, region, dtype, mask_format, compression),
+                               accept="application/x-npz")
         members = arrays.from_npz(data)
         return members["image"], members.get("mask")
 
@@ -241,23 +255,21 @@ class Client:
         query["aug"] = aug
         return self._array("/v1/datasets/%s/scans/%s/image" % (self._quote(name), self._quote(scan_id)), query)
 
-    def volume_mask(self, name, scan_id, aug=0, categories=None, background=None, region=None):
-        """A scan's collated mask volume (H x W x D x C')."""
-        query = self._options(categories, background, region)
+    def volume_mask(self, name, scan_id, aug=0, categories=None, background=None, region=None, mask_format=None):
+        """A scan's collated mask volume (H x W x D x C'; H x W x D class indices with
+        `mask_format="labels"`)."""
+        query = self._options(categories, background, region, mask_format=mask_format)
         query["aug"] = aug
         return self._array("/v1/datasets/%s/scans/%s/mask" % (self._quote(name), self._quote(scan_id)), query)
 
-    def batch(self, name, indices, categories=None, background=None, region=None, dtype=None):
+    def batch(self, name, indices, categories=None, background=None, region=None, dtype=None, mask_format=None,
+              compression=None):
         """(images, masks) of many items, stacked: N x ... each."""
         body = {"indices": [int(i) for i in indices]}
         if categories is not None:
             body["categories"] = _categories(categories)
-        if background is not None:
-            body["background"] = background
-        if region is not None:
-            body["region"] = _region(region)
-        if dtype is not None:
-            body["dtype"] = _dtype(dtype)
+        options = self._options(None, background, region, dtype, mask_format, compression)
+        body.update((key, value) for key, value in options.items() if value is not None)
         _, data = self.request("POST", "/v1/datasets/%s/batch" % self._quote(name), body=body, accept="application/x-npz")
         members = arrays.from_npz(data)
         return members["image"], members["mask"]

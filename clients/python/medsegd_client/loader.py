@@ -15,7 +15,8 @@ class BatchLoader:
     """
 
     def __init__(self, client, name, batch_size, shuffle=True, seed=None, drop_last=False, rank=0, world_size=1,
-                 prefetch=2, categories=None, background=None, region=None, dtype=None, workers=None):
+                 prefetch=2, categories=None, background=None, region=None, dtype=None, workers=None, mask_format=None,
+                 compression=None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if not 0 <= rank < world_size:
@@ -30,7 +31,8 @@ class BatchLoader:
         self.world_size = world_size
         self.prefetch = max(0, int(prefetch))
         self.workers = workers or max(1, self.prefetch)
-        self.options = dict(categories=categories, background=background, region=region, dtype=dtype)
+        self.options = dict(categories=categories, background=background, region=region, dtype=dtype,
+                            mask_format=mask_format, compression=compression)
         self.num_items = client.dataset(name)["num_items"]
         self.epoch = 0
         self._order = self._make_order()
