@@ -107,13 +107,15 @@ struct PropertyTests {
         return result
     }
 
-    @Test("collation equals MedSegPy's collect_mask and add_background_labels, for every dtype")
+    @Test("collation equals MedSegPy's collect_mask and add_background_labels, and labels its argmax, for every dtype")
     func collation() {
         var random = Random(state: 2)
         for dtype in [DType.bool, .uint8, .int8, .int16.withByteOrder(.big), .uint16, .int32, .float32, .float64.withByteOrder(.big)] {
-            for _ in 0..<200 {
-                let channels = random.int(1...6)
-                let pixels = random.int(0...9)
+            for _ in 0..<300 {
+                // Up to 9 channels and 40 pixels: the one-hot table path (<= 8 channels), its
+                // byte-by-byte tail, and the class-by-class path.
+                let channels = random.int(1...9)
+                let pixels = random.int(0...40)
                 let stored: [Double] = (0..<(channels * pixels)).map { _ in
                     dtype.kind == .bool
                         ? Double(random.int(0...1)) : dtype.kind == .float ? Double(random.int(-3...3)) / 2 : Double(random.int(0...3))
@@ -129,17 +131,34 @@ struct PropertyTests {
                 let output = Collation.collate(
                     Tensor(dtype: dtype, shape: [pixels, channels], bytes: input), selection: selection, background: background)
                 var expected: [Double] = []
+                var expectedLabels: [UInt8]? = []
                 for pixel in 0..<pixels {
                     var classes: [Double] = selection.ids.map { id in
                         let sum = id.channels.reduce(0.0) { $0 + stored[pixel * channels + $1] }
                         return dtype.kind == .bool ? (sum != 0 ? 1 : 0) : sum
                     }
+                    let set = classes.indices.filter { classes[$0] != 0 }
+                    if set.count > 1 { expectedLabels = nil }
+                    let label = set.first.map { background == .last ? $0 : $0 + 1 } ?? (background == .last ? classes.count : 0)
+                    expectedLabels?.append(UInt8(label))
                     let none: Double = classes.allSatisfy { $0 == 0 } ? 1 : 0
                     if background == .first { classes.insert(none, at: 0) }
                     if background == .last { classes.append(none) }
                     expected += classes
                 }
                 #expect(output.bytes == Self.encode(expected, dtype), "\(dtype) \(selection) \(background)")
+                var labels = [UInt8](repeating: 0xAA, count: pixels)
+                let overlap = input.withUnsafeBytes { source in
+                    labels.withUnsafeMutableBytes { out in
+                        Collation.labels(
+                            source, dtype: dtype, channels: channels, selection: selection, background: background, into: out, labelType: .uint8)
+                    }
+                }
+                if let expectedLabels {
+                    #expect(overlap == nil && labels == expectedLabels, "labels: \(dtype) \(selection) \(background)")
+                } else {
+                    #expect(overlap != nil, "labels must report the overlap: \(dtype) \(selection) \(background)")
+                }
             }
         }
     }
@@ -175,6 +194,19 @@ struct PropertyTests {
             return (magnitude != 0, magnitude)
         }
         return (false, truncated >= Double(maximum) ? maximum : UInt64(truncated))
+    }
+
+    @Test("float32 to float16 without the library call rounds exactly as Float16(_:) does, over every exponent")
+    func halfConversion() {
+        // Every 65,537th bit pattern (all exponents and signs, many mantissas) and the edges.
+        var patterns = Array(stride(from: UInt32(0), to: UInt32.max - 65537, by: 65537))
+        patterns += [
+            0x4780_0000, 0x477F_E000, 0x477F_EFFF, 0x477F_F000, 0x3880_0000, 0x387F_FFFF, 0x3300_0000, 0x3300_0001, 0x7F80_0000, 0x7FC0_0001,
+        ]
+        for bits in patterns + patterns.map({ $0 | 0x8000_0000 }) {
+            let value = Float(bitPattern: bits)
+            #expect(Conversion.halfBits(value) == Float16(value).bitPattern, "\(value) (0x\(String(bits, radix: 16)))")
+        }
     }
 
     @Test("floats convert to every integer dtype by the documented rule: NaN 0, out of range saturates")

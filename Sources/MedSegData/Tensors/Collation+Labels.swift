@@ -41,8 +41,23 @@ extension Collation {
             return nil
         }
         if dtype.size == 1, let source = input.baseAddress?.assumingMemoryBound(to: UInt8.self) {
-            // The hot path: uint8, int8 and bool masks; sums wrap as in `collate`, bool ors.
-            let isBool = dtype.kind == .bool
+            // The hot path: uint8, int8 and bool masks; sums wrap as in `collate`.
+            if channels <= maxPatternChannels {
+                // One-hot pixels from a table; an overlap, or values other than 0 and 1, send the
+                // whole buffer through the exact class-by-class pass below, which names the pixel.
+                var exact = true
+                labelTable(channels: channels, groups: groups, background: background).withUnsafeBufferPointer { table in
+                    forEachPattern(source, count: input.count, channels: channels, pixels: pixels) { pixel, bits in
+                        let label = table[bits]
+                        if label == overlapLabel { exact = false }
+                        target.storeBytes(of: Label(truncatingIfNeeded: label).littleEndian, toByteOffset: pixel * size, as: Label.self)
+                    } other: { _ in
+                        exact = false
+                    }
+                }
+                if exact { return nil }
+                target.initializeMemory(as: UInt8.self, repeating: 0, count: pixels * size)
+            }
             for (k, group) in groups.enumerated() {
                 if group.count == 1 {
                     let from = source + group[0]
@@ -55,7 +70,7 @@ extension Collation {
                     var value: UInt8 = 0
                     for channel in group {
                         let element = source[pixel * channels + channel]
-                        value = isBool ? value | element : value &+ element
+                        value &+= element
                     }
                     if value != 0, let overlap = mark(pixel, k) { return overlap }
                 }

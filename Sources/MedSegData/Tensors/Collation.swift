@@ -59,6 +59,22 @@ public enum Collation {
         }
     }
 
+    /// One pixel of a byte mask, exactly (values other than 0 and 1 on the pattern path).
+    private static func collatePixel(
+        _ from: UnsafePointer<UInt8>, _ to: UnsafeMutablePointer<UInt8>, groups: [[Int]], offset: Int, background: BackgroundChannel, isBool: Bool,
+        width: Int
+    ) {
+        var any: UInt8 = 0
+        for (k, group) in groups.enumerated() {
+            var sum: UInt8 = 0
+            for channel in group { sum &+= from[channel] }
+            if isBool { sum = sum == 0 ? 0 : 1 }
+            to[k + offset] = sum
+            any |= sum
+        }
+        if background != .none { to[background == .first ? 0 : width - 1] = any == 0 ? 1 : 0 }
+    }
+
     /// The hot path: uint8, int8 and bool masks, byte sums that wrap as NumPy's do. Class by class
     /// over all pixels, so each inner loop is one strided copy or add with no branches.
     private static func collateBytes(
@@ -70,6 +86,28 @@ public enum Collation {
         else { return }
         let stride = channels
         let width = outputChannels
+        if channels <= maxPatternChannels, width <= 8 {
+            let table = collationTable(
+                channels: channels, groups: groups, outputChannels: width, offset: offset, background: background, isBool: isBool)
+            let raw = UnsafeMutableRawPointer(target)
+            let wordPixels = output.count >= 8 ? (output.count - 8) / width + 1 : 0
+            table.withUnsafeBufferPointer { table in
+                forEachPattern(source, count: input.count, channels: channels, pixels: pixels) { pixel, bits in
+                    let entry = table[bits]
+                    if pixel < wordPixels {
+                        // 8 bytes: the next pixel's slot is written after this one.
+                        raw.storeBytes(of: entry.littleEndian, toByteOffset: pixel * width, as: UInt64.self)
+                    } else {
+                        for k in 0..<width { target[pixel * width + k] = UInt8(truncatingIfNeeded: entry >> UInt64(8 * k)) }
+                    }
+                } other: { pixel in
+                    collatePixel(
+                        source + pixel * stride, target + pixel * width, groups: groups, offset: offset, background: background, isBool: isBool,
+                        width: width)
+                }
+            }
+            return
+        }
         for (k, group) in groups.enumerated() {
             let to = target + k + offset
             switch group.count {

@@ -64,17 +64,21 @@ struct ArrayRoutes<Context: RequestContext> {
         let reader = TensorReader(entry: entry)
         let limit = settings.current.maxResponseBytes
         let tensorRequest = TensorRequest(request, key: arrayRequest.canonical(for: entry), limit: limit, cache: cache)
-        var plan = try await BlockingPool.timed(arrayRequest.kind) {
-            try TensorPlan.make(tensorRequest, encoding: arrayRequest.encoding, compression: arrayRequest.compression) {
+        let memory = memory
+        let (first, held) = try await BlockingPool.timed(arrayRequest.kind) { () throws -> (TensorPlan, ResponseMemory.Reservation?) in
+            let plan = try TensorPlan.make(tensorRequest, encoding: arrayRequest.encoding, compression: arrayRequest.compression) {
                 try reader.files(for: arrayRequest)
             } open: {
                 try reader.arrays(for: arrayRequest, byteLimit: limit.bytes)
             }
+            // Room for the body now: build it in this same trip to the pool.
+            guard case .unbuilt(let pending) = plan, let reservation = memory.tryReserve(pending.length) else { return (plan, nil) }
+            return (try pending.build(), reservation)
         }
-        guard case .unbuilt(let pending) = plan else { return TensorResponse.make(plan, memory: memory) }
+        guard case .unbuilt(let pending) = first else { return TensorResponse.make(first, memory: memory, holding: held) }
         // The body is read only when max_inflight_bytes has room for it, and holds that room until sent.
         let reservation = await memory.reserve(pending.length)
-        plan = try await BlockingPool.timed(arrayRequest.kind) { try pending.build() }
+        let plan = try await BlockingPool.timed(arrayRequest.kind) { try pending.build() }
         return TensorResponse.make(plan, memory: memory, holding: reservation)
     }
 }

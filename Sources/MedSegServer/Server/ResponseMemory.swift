@@ -50,6 +50,17 @@ public final class ResponseMemory: Sendable {
         return Reservation(bytes, self)
     }
 
+    /// `bytes` now if they are free and nobody waits for room, without waiting (blocking threads).
+    func tryReserve(_ bytes: Int) -> Reservation? {
+        let bytes = min(max(bytes, 0), budget)
+        let granted = state.withLock { state in
+            guard state.waiting.isEmpty, state.available >= bytes else { return false }
+            state.available -= bytes
+            return true
+        }
+        return granted ? Reservation(bytes, self) : nil
+    }
+
     /// Bytes written to a connection and not yet sent (they may take the budget below zero:
     /// they are already in memory).
     func queued(_ bytes: Int) {
