@@ -23,7 +23,7 @@ struct ConfigSchemaTests {
         "host": "0.0.0.0", "port": "9000", "cache_bytes": "1MiB", "max_batch_items": "7", "max_response_bytes": "2MiB",
         "tokens_file": "tokens", "tls": "{certificate: c.pem, private_key: k.pem}", "shutdown_grace": "3s", "idle_timeout": "4s",
         "max_connections": "9", "max_header_bytes": "2KiB", "max_body_bytes": "3KiB", "access_log": "false", "heap_trim_interval": "0",
-        "max_inflight_bytes": "64MiB",
+        "max_inflight_bytes": "64MiB", "state_dir": "fingerprints",
     ]
 
     @Test("every declared key is read into its own setting; a reload copies the at-once keys and names the others")

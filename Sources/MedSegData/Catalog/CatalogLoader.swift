@@ -39,7 +39,9 @@ public enum CatalogLoader {
                 logger.error("dataset not registered: \(error)")
             }
         }
-        return Catalog(configuration: configuration, entries: entries, problems: problems)
+        let hygiene = SplitHygiene.problems(entries, configs: configuration.datasets)
+        for problem in hygiene { logger.warning("\(problem)") }
+        return Catalog(configuration: configuration, entries: entries, problems: problems + hygiene)
     }
 
     static func metadata(for config: DatasetConfig) -> DatasetMetadata {

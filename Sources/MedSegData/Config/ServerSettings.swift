@@ -29,8 +29,18 @@ public struct ServerSettings: Sendable, Equatable {
     public var maxInflightBytes = ByteSize(bytes: 1 << 30)
     /// How often free heap pages go back to the system (`malloc_trim`); 0 never.
     public var heapTrimInterval: Duration = .seconds(10)
+    /// Where fingerprints persist; nil: systemd's `$STATE_DIRECTORY`, else `state/` beside the config.
+    public var stateDirectory: String?
 
     public init() {}
+
+    /// `state_dir` as set, else systemd's `StateDirectory=` (`$STATE_DIRECTORY`), else `state/`
+    /// in the main config file's folder.
+    public func resolvedStateDirectory(configPath: String, environment: [String: String]) -> String {
+        if let stateDirectory { return stateDirectory }
+        if let systemd = environment["STATE_DIRECTORY"]?.split(separator: ":").first, !systemd.isEmpty { return String(systemd) }
+        return Paths.directory(of: Paths.resolve(configPath, against: Paths.currentDirectory)) + "/state"
+    }
 }
 
 /// A certificate chain and its private key, both PEM files.

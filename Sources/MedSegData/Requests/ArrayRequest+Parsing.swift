@@ -61,6 +61,13 @@ extension ArrayRequest {
             }
             indices.append(try itemIndex(Substring(text)))
         }
+        let (options, compression) = try bodyOptions(object)
+        return (indices, options, compression)
+    }
+
+    /// The reading options of a JSON body (batch, sample): `categories`, `background`, `region`,
+    /// `dtype`, `mask_format` and `compression`, each optional (null as absent).
+    public static func bodyOptions(_ object: JSONObject) throws(TensorError) -> (TensorOptions, MemberCompression) {
         func text(_ key: String) throws(TensorError) -> String? {
             guard let value = object[key], value != .null else { return nil }
             guard let string = value.stringValue else { throw TensorError(.invalidRequest, "'\(key)' must be a string") }
@@ -77,7 +84,7 @@ extension ArrayRequest {
         let options = try options(
             region: try text("region"), categories: categories, background: try text("background"), dtype: try text("dtype"),
             maskFormat: try text("mask_format"))
-        return (indices, options, try compression(try text("compression")))
+        return (options, try compression(try text("compression")))
     }
 
     /// An item index, from a path or a batch body: a whole number; negative or too large for any

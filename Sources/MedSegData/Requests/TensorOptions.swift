@@ -10,6 +10,8 @@ public struct TensorOptions: Hashable, Sendable {
     public var dtype: DType?
     /// Masks only: collated channels or class indices.
     public var maskFormat: MaskFormat
+    /// Masks only: every stored channel as it is, whatever the categories (fingerprints).
+    var storedChannels = false
 
     public init(
         region: Region = .all, categories: CategorySelection? = nil, background: BackgroundChannel = .none, dtype: DType? = nil,

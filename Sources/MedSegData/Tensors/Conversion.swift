@@ -49,6 +49,12 @@ public enum Conversion {
         case (.uint, 1, .float, 4): map(input, out, count) { (value: UInt8) in Float(value) }
         case (.int, 2, .float, 2): map(input, out, count) { (value: Int16) in Float16(Float(value)) }
         case (.uint, 1, .float, 2): map(input, out, count) { (value: UInt8) in Float16(value) }
+        // float64: the fingerprint's statistics.
+        case (.float, 4, .float, 8): map(input, out, count) { (value: Float) in Double(value) }
+        case (.int, 2, .float, 8): map(input, out, count) { (value: Int16) in Double(value) }
+        case (.uint, 2, .float, 8): map(input, out, count) { (value: UInt16) in Double(value) }
+        case (.uint, 1, .float, 8): map(input, out, count) { (value: UInt8) in Double(value) }
+        case (.int, 4, .float, 8): map(input, out, count) { (value: Int32) in Double(value) }
         default: return false
         }
         return true

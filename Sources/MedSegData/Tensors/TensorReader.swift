@@ -257,6 +257,7 @@ public struct TensorReader: Sendable {
     }
 
     private func selection(_ options: TensorOptions, channels: Int, what: String) throws(TensorError) -> CategorySelection {
+        if options.storedChannels { return CategorySelection((0..<channels).map { .single($0) }) }
         if let requested = options.categories {
             if let bad = requested.ids.flatMap(\.channels).first(where: { $0 >= channels }) {
                 throw TensorError(

@@ -16,7 +16,9 @@ public enum JSONResponse {
         let encoder = JSONEncoder()
         // Sorted: the same body gives the same bytes (JSONEncoder's own order varies by process).
         encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding these plain structs of strings and integers cannot fail.
+        // JSON has no infinity or NaN (a fingerprint of a file holding them): sent as strings.
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        // Encoding these plain structs of strings and numbers cannot fail.
         var bytes: [UInt8] = (try? encoder.encode(value)).map { [UInt8]($0) } ?? []
         if pretty { bytes.append(0x0A) }
         return response(bytes, status: status)

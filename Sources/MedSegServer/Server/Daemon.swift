@@ -12,7 +12,9 @@ public enum Daemon {
         environment: [String: String], logger: Logger
     ) async throws {
         let settings = configuration.server
-        let state = ServerState(settings: settings, cache: ResponseCache(budget: settings.cacheBytes.bytes), metrics: metrics)
+        let state = ServerState(
+            settings: settings, cache: ResponseCache(budget: settings.cacheBytes.bytes), metrics: metrics,
+            stateDirectory: settings.resolvedStateDirectory(configPath: configPath, environment: environment), logger: logger)
         if let tokensFile = settings.tokensFile {
             state.tokens.replace(with: try TokenStore.read(tokensFile))
         }
@@ -36,6 +38,7 @@ public enum Daemon {
                 metadata: [
                     "datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)",
                 ])
+            state.fingerprints.start(catalog)
             await readiness.catalogLoaded(datasets: catalog.names.count)
         }
         defer { loading.cancel() }

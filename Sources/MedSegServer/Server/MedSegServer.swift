@@ -21,6 +21,8 @@ public enum MedSegServer {
         CatalogRoutes(store: state.store).register(on: routes.group("v1/datasets"))
         ArrayRoutes(store: state.store, settings: state.settings, cache: state.cache, memory: state.memory).register(
             on: routes.group("v1/datasets/{name}"))
+        FingerprintRoutes(store: state.store, fingerprints: state.fingerprints, settings: state.settings, memory: state.memory).register(
+            on: routes.group("v1/datasets/{name}"))
         return router
     }
 

@@ -69,6 +69,7 @@ public struct Reloader: Service {
                 return false
             }
             state.tokens.replace(with: tokens)
+            state.fingerprints.start(catalog)
             let restartOnly = running.keysNeedingRestart(toBecome: configuration.server)
             if !restartOnly.isEmpty {
                 logger.warning(

@@ -1,0 +1,84 @@
+import FoundationEssentials
+
+/// What a scan's fingerprint was computed from: its files' versions and the dataset's
+/// categories. A record whose key still matches is reused after a restart or a reload.
+public struct ScanKey: Codable, Sendable, Equatable {
+    public var scanID: String
+    public var aug: Int
+    /// `path identity` of every file read, in order.
+    public var files: [String]
+    public var categories: String
+}
+
+/// One volume's fingerprint with what the dataset aggregate and the sample route need: the
+/// voxels counted, a seeded intensity sample and the foreground index. Persisted as JSON, the
+/// samples as base64 of little-endian numbers.
+public struct ScanRecord: Codable, Sendable {
+    public var key: ScanKey
+    public var fingerprint: ScanFingerprint
+    /// Voxels that are not NaN (the statistics' count).
+    public var countedVoxels: Int
+    /// Up to `FingerprintComputer.intensitySamples` voxel values, drawn with a seeded generator.
+    public var intensitySample: [Float]
+    /// Per stored channel, linear indices (C order over the mask's spatial shape) of a seeded
+    /// sample of the voxels where it is set.
+    public var foreground: [[UInt32]]
+    /// The mask's spatial shape the indices refer to (empty when unlabeled).
+    public var maskShape: [Int]
+
+    public init(
+        key: ScanKey, fingerprint: ScanFingerprint, countedVoxels: Int, intensitySample: [Float], foreground: [[UInt32]], maskShape: [Int]
+    ) {
+        self.key = key
+        self.fingerprint = fingerprint
+        self.countedVoxels = countedVoxels
+        self.intensitySample = intensitySample
+        self.foreground = foreground
+        self.maskShape = maskShape
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case key, fingerprint
+        case countedVoxels = "counted_voxels"
+        case intensitySample = "intensity_sample"
+        case foreground
+        case maskShape = "mask_shape"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        key = try container.decode(ScanKey.self, forKey: .key)
+        fingerprint = try container.decode(ScanFingerprint.self, forKey: .fingerprint)
+        countedVoxels = try container.decode(Int.self, forKey: .countedVoxels)
+        maskShape = try container.decode([Int].self, forKey: .maskShape)
+        intensitySample = try Self.numbers(container.decode(String.self, forKey: .intensitySample), as: UInt32.self).map(Float.init(bitPattern:))
+        foreground = try container.decode([String].self, forKey: .foreground).map { try Self.numbers($0, as: UInt32.self) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(key, forKey: .key)
+        try container.encode(fingerprint, forKey: .fingerprint)
+        try container.encode(countedVoxels, forKey: .countedVoxels)
+        try container.encode(maskShape, forKey: .maskShape)
+        try container.encode(Self.base64(intensitySample.map(\.bitPattern)), forKey: .intensitySample)
+        try container.encode(foreground.map(Self.base64), forKey: .foreground)
+    }
+
+    private static func base64(_ values: [UInt32]) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(values.count * 4)
+        for value in values { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+        return Data(bytes).base64EncodedString()
+    }
+
+    private static func numbers(_ text: String, as: UInt32.Type) throws -> [UInt32] {
+        guard let data = Data(base64Encoded: text), data.count % 4 == 0 else {
+            throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: "not base64 of 32-bit numbers"))
+        }
+        let bytes = [UInt8](data)
+        return stride(from: 0, to: bytes.count, by: 4).map { at in
+            UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+        }
+    }
+}

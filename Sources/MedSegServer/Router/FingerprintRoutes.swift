@@ -1,0 +1,76 @@
+import FoundationEssentials
+import HTTPTypes
+import Hummingbird
+import MedSegData
+import NIOCore
+
+/// Dataset fingerprints and server-side patch sampling:
+/// `GET {name}/fingerprint`, `GET {name}/scans/{scan}/fingerprint?aug=`, `POST {name}/sample`.
+struct FingerprintRoutes<Context: RequestContext> {
+    let store: CatalogStore
+    let fingerprints: FingerprintService
+    let settings: LiveSettings
+    let memory: ResponseMemory
+
+    /// Registers under `/v1/datasets/{name}`.
+    func register(on routes: some RouterMethods<Context>) {
+        routes.get("fingerprint") { request, context in
+            let pretty = try request.query(known: ["pretty"]).pretty
+            let (fingerprint, _) = try ready(context)
+            return Self.json(fingerprint, pretty: pretty)
+        }
+        routes.get("scans/{scan}/fingerprint") { request, context in
+            let query = try request.query(known: ["pretty", "aug"])
+            let scanID = (context.parameters.get("scan") ?? "").removingPercentEncodingOrSelf
+            let aug = try query.integer("aug") ?? 0
+            let (fingerprint, _) = try ready(context)
+            guard let scan = fingerprint.scans.first(where: { $0.scanID == scanID && $0.aug == aug }) else {
+                throw APIError.notFound("no fingerprint of scan '\(scanID.prefix(100))' at aug \(aug) in dataset '\(fingerprint.dataset)' (see /scans; unreadable volumes are skipped)")
+            }
+            return Self.json(scan, pretty: try query.pretty)
+        }
+        routes.post("sample") { request, context in
+            _ = try request.query(known: [])
+            let catalog = try store.requireCatalog()
+            let entry = try catalog.requireEntry(context.datasetName)
+            let limits = settings.current
+            var body = try await request.body.collect(upTo: limits.maxBodyBytes.bytes)
+            let sample = try SampleRequest.parse(body: body.readBytes(length: body.readableBytes) ?? [], maxItems: limits.maxBatchItems)
+            let (_, records) = try ready(context)
+            let plans = try PatchPlan.draw(sample, entry: entry, records: records)
+            // Held against max_inflight_bytes from the read until sent: an estimate of the patches.
+            let reservation = await memory.reserve(sample.estimatedBytes)
+            let reader = TensorReader(entry: entry)
+            let archive = try await BlockingPool.timed("sample") {
+                let arrays = try reader.patches(plans, request: sample, byteLimit: limits.maxResponseBytes.bytes)
+                return NPZWriter.encode(arrays, compression: sample.compression)
+            }
+            let headers: HTTPFields = [.contentType: ArrayEncoding.npz.mediaType, .contentLength: String(archive.count)]
+            return Response(
+                status: .ok, headers: headers,
+                body: ResponseBody(contentLength: archive.count) { writer in
+                    try await writer.write(ByteBuffer(bytes: archive))
+                    withExtendedLifetime(reservation) {}
+                    try await writer.finish(nil)
+                })
+        }
+    }
+
+    /// The dataset's fingerprint and records, or 503 with `Retry-After` while its pass runs.
+    private func ready(_ context: Context) throws -> (DatasetFingerprint, [ScanRecord]) {
+        let catalog = try store.requireCatalog()
+        let entry = try catalog.requireEntry(context.datasetName)
+        switch fingerprints.status(of: entry, in: catalog) {
+        case .ready(let fingerprint, let records):
+            return (fingerprint, records)
+        case .pending(let done, let total):
+            throw APIError(
+                .notReady, "the fingerprint of dataset '\(entry.name)' is being computed (\(done) of \(total) volumes); retry shortly",
+                headers: [.retryAfter: "5"])
+        }
+    }
+
+    private static func json(_ value: some Encodable, pretty: Bool) -> Response {
+        JSONResponse.make(value, pretty: pretty)
+    }
+}
