@@ -83,7 +83,9 @@ let package = Package(
                 "CMalloc",
             ],
             // Served as is at /openapi.yaml; docs/openapi.yaml links here.
-            resources: [.embedInCode("OpenAPI/openapi.yaml")],
+            resources: [
+                .embedInCode("OpenAPI/openapi.yaml"), .embedInCode("UI/index.html"), .embedInCode("UI/app.js"), .embedInCode("UI/style.css"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -82,7 +82,10 @@ extension ServerSettings {
         .key("max_inflight_bytes", \.maxInflightBytes, .atRestart, "response bytes held in memory at once; requests past it wait") {
             reader, node, what, file, _ in reader.byteSize(node, what, file, minimum: 1 << 20, "at least 1MiB")
         },
-        .key("state_dir", \.stateDirectory, .atRestart, "where fingerprints persist (default: systemd's StateDirectory=, else state/ beside the config)") {
+        .key(
+            "state_dir", \.stateDirectory, .atRestart,
+            "where fingerprints persist (default: systemd's StateDirectory=, else state/ beside the config)"
+        ) {
             reader, node, what, file, directory in
             reader.isNull(node) ? .some(nil) : reader.string(node, what, file).map { .some(Paths.resolve($0, against: directory)) }
         },

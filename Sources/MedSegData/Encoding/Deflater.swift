@@ -9,8 +9,10 @@ final class Deflater: @unchecked Sendable {
     private var stream = z_stream()
     private var finished = false
 
-    init() {
-        let status = deflateInit2_(&stream, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+    /// `zlibWrapped`: a zlib stream (header and Adler-32, as PNG holds it) rather than raw deflate.
+    init(level: Int32 = 1, zlibWrapped: Bool = false) {
+        let bits: Int32 = zlibWrapped ? 15 : -15
+        let status = deflateInit2_(&stream, level, Z_DEFLATED, bits, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         // Only out of memory fails here; zlib then leaves the stream unusable, as a trap would.
         precondition(status == Z_OK, "zlib deflateInit2 failed (\(status))")
     }

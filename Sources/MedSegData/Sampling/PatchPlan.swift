@@ -25,7 +25,8 @@ public struct PatchPlan: Sendable, Equatable {
         let volumes = records.filter { wanted?.contains($0.key.scanID) ?? true }
             .sorted { (positions[$0.key.scanID] ?? 0, $0.key.aug) < (positions[$1.key.scanID] ?? 0, $1.key.aug) }
         guard !volumes.isEmpty else {
-            throw TensorError(.unprocessable, "dataset '\(entry.name)' has no readable volume to sample from\(wanted == nil ? "" : " among the scans given")")
+            throw TensorError(
+                .unprocessable, "dataset '\(entry.name)' has no readable volume to sample from\(wanted == nil ? "" : " among the scans given")")
         }
         let classCount = entry.metadata.categoryIDs.count
         let classes = request.classes ?? Array(0..<classCount)

@@ -47,7 +47,8 @@ extension TensorReader {
             let maskBlock: Tensor
             do {
                 defer { maskSource.close() }
-                bytes = bytes.addingSaturating(maskSource.readByteCount).addingSaturating(patchVoxels * maskSource.layout.byteCount / max(1, maskSource.layout.elementCount))
+                bytes = bytes.addingSaturating(maskSource.readByteCount).addingSaturating(
+                    patchVoxels * maskSource.layout.byteCount / max(1, maskSource.layout.elementCount))
                 guard bytes <= byteLimit else { throw Self.overLimit(bytes, byteLimit) }
                 maskBlock = try maskSource.readAll()
             }
@@ -55,7 +56,8 @@ extension TensorReader {
                 let channels = request.options.maskFormat == .labels ? nil : maskBlock.shape.last
                 mask = PatchStack(
                     count: plans.count, patch: patch, dtype: maskBlock.dtype, channels: channels,
-                    empty: emptyVoxel(dtype: maskBlock.dtype, channels: channels, background: request.options.background, classes: classCount(request)))
+                    empty: emptyVoxel(
+                        dtype: maskBlock.dtype, channels: channels, background: request.options.background, classes: classCount(request)))
             }
             try mask!.paste(maskBlock, at: n, offset: offset, rank: request.patchSize.count, scan: plan.scanID)
         }
@@ -124,7 +126,8 @@ struct PatchStack {
         guard block.dtype == dtype, block.shape.count >= rank, trailing.reduce(1, *) * dtype.size == voxelBytes else {
             throw TensorError(
                 .unprocessable,
-                "the sampled volumes differ: scan '\(scan)' gives \(block.dtype) \(block.shape.dropFirst(rank)) per voxel, an earlier one \(dtype) \(channels.map { "[\($0)]" } ?? "[]"); a sample needs one dtype and channel count")
+                "the sampled volumes differ: scan '\(scan)' gives \(block.dtype) \(block.shape.dropFirst(rank)) per voxel, an earlier one \(dtype) \(channels.map { "[\($0)]" } ?? "[]"); a sample needs one dtype and channel count"
+            )
         }
         let extent = rank == 2 ? Array(block.shape.prefix(2)) + [1] : Array(block.shape.prefix(3))
         let base = n * patch.reduce(1, *)

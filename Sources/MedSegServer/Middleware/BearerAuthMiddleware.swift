@@ -2,7 +2,8 @@ import HTTPTypes
 public import Hummingbird
 
 /// Requires `Authorization: Bearer <token>` on every route when tokens are configured, except an
-/// explicit allow-list for probes and tools: `/healthz`, `/readyz`, `/openapi.yaml`.
+/// explicit allow-list for probes and tools: `/healthz`, `/readyz`, `/openapi.yaml`, and the
+/// browser UI's own files (`/`, `/ui/app.js`, `/ui/style.css`: no data; the page asks for a token).
 ///
 /// Deny by default, decided on the path as the router reads it: the router ignores empty
 /// segments (`//v1/datasets` routes like `/v1/datasets`), so the path is compared segment by
@@ -11,7 +12,7 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let tokens: TokenStore
 
     /// Routes open without a token, as path segments.
-    static var openRoutes: [[Substring]] { [["healthz"], ["readyz"], ["openapi.yaml"]] }
+    static var openRoutes: [[Substring]] { [["healthz"], ["readyz"], ["openapi.yaml"], [], ["ui", "app.js"], ["ui", "style.css"]] }
 
     public init(tokens: TokenStore) {
         self.tokens = tokens

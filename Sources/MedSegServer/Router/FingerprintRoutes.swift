@@ -25,7 +25,9 @@ struct FingerprintRoutes<Context: RequestContext> {
             let aug = try query.integer("aug") ?? 0
             let (fingerprint, _) = try ready(context)
             guard let scan = fingerprint.scans.first(where: { $0.scanID == scanID && $0.aug == aug }) else {
-                throw APIError.notFound("no fingerprint of scan '\(scanID.prefix(100))' at aug \(aug) in dataset '\(fingerprint.dataset)' (see /scans; unreadable volumes are skipped)")
+                throw APIError.notFound(
+                    "no fingerprint of scan '\(scanID.prefix(100))' at aug \(aug) in dataset '\(fingerprint.dataset)' (see /scans; unreadable volumes are skipped)"
+                )
             }
             return Self.json(scan, pretty: try query.pretty)
         }

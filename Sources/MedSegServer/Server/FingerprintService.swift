@@ -93,7 +93,8 @@ public final class FingerprintService: Sendable {
                     } catch {
                         failed += 1
                         logger.warning(
-                            "fingerprint skips a volume", metadata: ["dataset": "\(name)", "scan": "\(scan.scanID)", "aug": "\(volume.aug)", "error": "\(error)"])
+                            "fingerprint skips a volume",
+                            metadata: ["dataset": "\(name)", "scan": "\(scan.scanID)", "aug": "\(volume.aug)", "error": "\(error)"])
                     }
                     done.record(records.count + failed)
                     state.withLock { state in

@@ -18,8 +18,11 @@ public enum MedSegServer {
         router.add(middleware: BearerAuthMiddleware(tokens: state.tokens))
         let routes = Routes(router: router)
         OperationsRoutes(store: state.store, metrics: state.metrics, cache: state.cache).register(on: routes)
+        UIRoutes().register(on: routes)
         CatalogRoutes(store: state.store).register(on: routes.group("v1/datasets"))
         ArrayRoutes(store: state.store, settings: state.settings, cache: state.cache, memory: state.memory).register(
+            on: routes.group("v1/datasets/{name}"))
+        PreviewRoutes(store: state.store, settings: state.settings, cache: state.cache, memory: state.memory).register(
             on: routes.group("v1/datasets/{name}"))
         FingerprintRoutes(store: state.store, fingerprints: state.fingerprints, settings: state.settings, memory: state.memory).register(
             on: routes.group("v1/datasets/{name}"))
