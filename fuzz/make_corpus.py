@@ -36,6 +36,19 @@ def main():
     for path, data in kept.items():
         os.makedirs(os.path.dirname(path), exist_ok=True)
         open(path, "wb").write(data)
+    for name, body in [
+        ("basic", '{"patch_size": [64, 64, 32], "count": 8, "seed": 7, "foreground_fraction": 0.33}'),
+        ("two-d", '{"patch_size": [32, 32], "count": 3, "classes": [0, 2], "mask_format": "labels", "background": "last"}'),
+        ("all-keys", '{"patch_size": [1, 1, 1], "count": 1, "seed": 0, "foreground_fraction": 1, "classes": [3], "scans": ["0000001_V00"],'
+                     ' "categories": [0, [1, 2]], "background": "first", "dtype": "float16", "compression": "deflate"}'),
+    ]:
+        seed("sample", name, body)
+    for name, query in [
+        ("default", ""),
+        ("all", "window=0:1200&categories=[0,[1,2]]&classes=0,1&opacity=0.7&outline=1&size=2&slice=-1&axis=1&background=last"),
+        ("auto", "window=auto&size=4096&opacity=0"),
+    ]:
+        seed("preview", name, query)
     rng = np.random.default_rng(7)
     image = rng.standard_normal((8, 6, 1)).astype(np.float32)
     mask = (rng.random((8, 6, 1, 3)) > 0.6).astype(np.uint8)

@@ -33,6 +33,21 @@ public struct ScanFingerprint: Codable, Sendable, Equatable {
     /// `FingerprintComputer.foregroundSamplesPerChannel` each).
     public var foregroundSamples: [Int]
 
+    public init(
+        scanID: String, aug: Int, shape: [Int], dtype: String, voxels: Int, intensity: IntensityStatistics?, channelVoxels: [Int],
+        classVoxels: [Int], foregroundSamples: [Int]
+    ) {
+        self.scanID = scanID
+        self.aug = aug
+        self.shape = shape
+        self.dtype = dtype
+        self.voxels = voxels
+        self.intensity = intensity
+        self.channelVoxels = channelVoxels
+        self.classVoxels = classVoxels
+        self.foregroundSamples = foregroundSamples
+    }
+
     enum CodingKeys: String, CodingKey {
         case scanID = "scan_id"
         case aug, shape, dtype, voxels, intensity

@@ -8,6 +8,13 @@ public struct ScanKey: Codable, Sendable, Equatable {
     /// `path identity` of every file read, in order.
     public var files: [String]
     public var categories: String
+
+    public init(scanID: String, aug: Int, files: [String], categories: String) {
+        self.scanID = scanID
+        self.aug = aug
+        self.files = files
+        self.categories = categories
+    }
 }
 
 /// One volume's fingerprint with what the dataset aggregate and the sample route need: the

@@ -16,12 +16,14 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .config: FuzzTarget.config(bytes)
     case .dicts: FuzzTarget.dicts(bytes)
     case .hdf5: FuzzTarget.hdf5(bytes)
+    case .sample: FuzzTarget.sample(bytes)
+    case .preview: FuzzTarget.preview(bytes)
     }
     return 0
 }
 
 enum FuzzTarget: String, CaseIterable {
-    case region, categories, json, config, dicts, hdf5
+    case region, categories, json, config, dicts, hdf5, sample, preview
 
     static let selected: FuzzTarget = {
         let name = getenv("MEDSEGD_FUZZ_TARGET").map { String(cString: $0) } ?? ""
@@ -58,6 +60,16 @@ enum FuzzTarget: String, CaseIterable {
         for background in [BackgroundChannel.none, .first, .last] {
             let collated = Collation.collate(mask, selection: selection, background: background, squeezeAxis: 2)
             check(collated.shape == [3, 2, selection.ids.count + (background == .none ? 0 : 1)], "collated shape \(collated.shape)")
+            // Labels: every pixel written, or an overlap inside the buffer.
+            var labels = [UInt8](repeating: 0xEE, count: 6 * 2)
+            let overlap = mask.bytes.withUnsafeBytes { input in
+                labels.withUnsafeMutableBytes { out in
+                    Collation.labels(
+                        input, dtype: .uint8, channels: channels, selection: selection, background: background, into: out,
+                        labelType: selection.ids.count < 256 ? .uint8 : .uint16)
+                }
+            }
+            if let overlap { check(overlap.pixel < 6, "overlap at pixel \(overlap.pixel) of 6") }
         }
     }
 
@@ -118,8 +130,61 @@ enum FuzzTarget: String, CaseIterable {
                     read { try reader.scanImage(entry.dicts[0].scanID ?? "", aug: 0, options: TensorOptions()) }
                     read { try reader.scanMask(entry.dicts[0].scanID ?? "", aug: 0, options: TensorOptions()) }
                 }
+                // The fingerprint pass and the previews read the same hostile files.
+                if let scan = entry.scans.first, let volume = scan.volumes.first,
+                    let pixels = try? reader.previewPixels(.scan(id: scan.scanID, aug: volume.aug), request: PreviewRequest()), pixels <= 1 << 20
+                {
+                    if let slice = try? reader.previewSlice(.scan(id: scan.scanID, aug: volume.aug), request: PreviewRequest()) {
+                        let picture = SliceRenderer.render(image: slice.image, mask: slice.mask, colors: slice.colors, request: PreviewRequest())
+                        _ = PNG.encode(rgb: picture.rgb, width: picture.width, height: picture.height)
+                    }
+                    if let image = try? reader.scanImage(scan.scanID, aug: volume.aug, options: TensorOptions()), image.layout.byteCount <= 16 << 20 {
+                        image.close()
+                        _ = try? FingerprintComputer(reader: reader).compute(scanID: scan.scanID, aug: volume.aug)
+                    }
+                }
             }
         }
+    }
+
+    /// A sample body, then its plan over the demo's scans with made-up fingerprints (shapes with
+    /// one-voxel and empty axes, foreground indices at both ends).
+    static func sample(_ bytes: [UInt8]) {
+        guard let request = try? SampleRequest.parse(body: bytes, maxItems: 64) else { return }
+        let entry = Scratch.shared.demoEntry
+        let shapes = [[5, 4, 3], [1, 1, 1], [64, 64, 10]]
+        let records = entry.scans.enumerated().map { position, scan in
+            let shape = shapes[position % shapes.count]
+            let voxels = shape.reduce(1, *)
+            let fingerprint = ScanFingerprint(
+                scanID: scan.scanID, aug: 0, shape: shape, dtype: "<f4", voxels: voxels, intensity: nil, channelVoxels: [1, 0, 2, 0, 0, 3],
+                classVoxels: [1, 2, 0, 3], foregroundSamples: [1, 0, 2, 0, 0, 1])
+            return ScanRecord(
+                key: ScanKey(scanID: scan.scanID, aug: 0, files: [], categories: ""), fingerprint: fingerprint, countedVoxels: voxels,
+                intensitySample: [], foreground: [[0], [], [0, UInt32(voxels - 1)], [], [], [UInt32(voxels / 2)]], maskShape: shape)
+        }
+        guard let plans = try? PatchPlan.draw(request, entry: entry, records: records) else { return }
+        check(plans.count == request.count, "\(plans.count) patches for count \(request.count)")
+        for plan in plans {
+            check(zip(plan.center, plan.shape).allSatisfy { $0 >= 0 && $0 < $1 }, "centre \(plan.center) outside \(plan.shape)")
+        }
+    }
+
+    /// A preview query string, then a drawing of a small slice with NaN and infinite values.
+    static func preview(_ bytes: [UInt8]) {
+        var query: [String: String] = [:]
+        for pair in String(decoding: bytes, as: UTF8.self).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            query[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        guard let request = try? PreviewRequest.parse(query) else { return }
+        let values: [Float] = [0, 1, .nan, .infinity, -.infinity, 3, 1e30, -2, 5, 0, 7, 1]
+        let image = Tensor(dtype: .float32, shape: [3, 4], bytes: values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
+        let mask = Tensor(dtype: .uint8, shape: [3, 4, 2], bytes: (0..<24).map { UInt8($0 % 3 == 0 ? 1 : 0) })
+        let picture = SliceRenderer.render(image: image, mask: mask, colors: [[1, 2, 3]], request: request)
+        check(picture.rgb.count == picture.width * picture.height * 3, "picture of \(picture.rgb.count) bytes")
+        check(max(picture.width, picture.height) <= max(request.size ?? 4, 1) || request.size == nil, "size \(picture.width)x\(picture.height)")
+        _ = PNG.encode(rgb: picture.rgb, width: picture.width, height: picture.height)
     }
 
     /// Opens and reads a source when it is small (as max_response_bytes would have it).
