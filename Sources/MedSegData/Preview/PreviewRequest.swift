@@ -9,7 +9,7 @@ public struct PreviewRequest: Hashable, Sendable {
     public var window = Window.auto
     /// Collated classes, as `categories=` elsewhere; nil: the dataset's.
     public var categories: CategorySelection?
-    /// Class positions drawn; nil: every class.
+    /// Class positions drawn (`classes=` empty or `none`: no class); nil: every class.
     public var classes: [Int]?
     public var opacity = 0.5
     /// Draw only each class's boundary (its pixels with a 4-neighbour outside it).
@@ -65,7 +65,8 @@ public struct PreviewRequest: Hashable, Sendable {
         }
         if let text = query["classes"] {
             var classes: [Int] = []
-            for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            // Empty (or `none`): no class drawn.
+            for part in text.split(separator: ",", omittingEmptySubsequences: false) where !(text.isEmpty || text == "none") {
                 guard let value = Int(part), (0..<CategorySelection.maxCategories).contains(value) else {
                     throw TensorError(.invalidRequest, "classes lists class positions separated by commas (e.g. 0,2), not '\(text.prefix(40))'")
                 }

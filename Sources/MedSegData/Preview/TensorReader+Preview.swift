@@ -36,7 +36,15 @@ extension TensorReader {
         let whole = try previewImage(target, options: TensorOptions())
         let shape = whole.layout.shape
         whole.close()
-        let slice = request.slice ?? shape[request.axis] / 2
+        let length = shape[request.axis]
+        let slice = request.slice ?? length / 2
+        guard (-length..<length).contains(slice) else {
+            throw TensorError(.invalidRequest, "slice \(slice) is out of range for axis \(request.axis) (length \(length); negative counts from the end)")
+        }
+        let classCount = (request.categories?.ids ?? entry.metadata.categoryIDs).count
+        if let bad = request.classes?.first(where: { $0 >= classCount }) {
+            throw TensorError(.invalidRequest, "classes names class \(bad); there are \(classCount) (0...\(classCount - 1))")
+        }
         var options = TensorOptions()
         options.region = Region((0..<3).map { $0 == request.axis ? .index(slice) : .slice(start: nil, stop: nil, step: nil) })
         options.categories = request.categories
