@@ -40,7 +40,8 @@ def test_every_relative_link_resolves():
 
 def test_readme_is_a_landing_page_that_links_every_doc():
     readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    assert len(readme.splitlines()) <= 150
+    # A landing page: the commands, the routes, the measured tables, links; the rest is in docs/.
+    assert len(readme.splitlines()) <= 200
     for page in PAGES[1:]:
         assert "docs/" + os.path.basename(page) in readme, os.path.basename(page) + " is not linked from the README"
 

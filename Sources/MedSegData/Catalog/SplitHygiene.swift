@@ -43,7 +43,7 @@ enum SplitHygiene {
                     problems.append(
                         DataProblem(
                             .warning, dataset: members[a].name,
-                            "\(shared.count) subject\(shared.count == 1 ? "" : "s") (subject_id \(shown)) also appear in dataset '\(members[b].name)' of family '\(family)': a patient in two splits leaks between training and evaluation"
+                            "\(shared.count == 1 ? "1 subject (subject_id \(shown)) also appears" : "\(shared.count) subjects (subject_id \(shown)) also appear") in dataset '\(members[b].name)' of family '\(family)': a patient in two splits leaks between training and evaluation"
                         ))
                 }
             }

@@ -33,11 +33,12 @@ extension DatasetFingerprint {
             mean += weight * stats.mean
             squares += weight * (stats.std * stats.std + stats.mean * stats.mean)
         }
-        var sample = counted.flatMap(\.intensitySample).map(Double.init).filter { !$0.isNaN }
+        var sample = counted.flatMap(\.intensitySample).filter { !$0.isNaN }
         guard !sample.isEmpty else { return nil }
         return IntensityStatistics(
             min: counted.map { $0.fingerprint.intensity!.min }.min()!, max: counted.map { $0.fingerprint.intensity!.max }.max()!, mean: mean,
-            std: max(0, squares - mean * mean).squareRoot(), percentile00_5: Selection.percentile(&sample, 0.5),
+            std: (squares - mean * mean).isNaN ? .nan : max(0, squares - mean * mean).squareRoot(),
+            percentile00_5: Selection.percentile(&sample, 0.5),
             percentile99_5: Selection.percentile(&sample, 99.5))
     }
 

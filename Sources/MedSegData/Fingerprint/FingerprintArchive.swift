@@ -11,8 +11,9 @@ public struct FingerprintArchive: Sendable {
         directory = stateDirectory + "/fingerprints"
     }
 
+    /// Version 2: intensity samples in float64 (version 1 files are recomputed).
     struct Contents: Codable {
-        var version = 1
+        var version = 2
         var dataset: String
         var records: [ScanRecord]
     }
@@ -29,7 +30,7 @@ public struct FingerprintArchive: Sendable {
     /// The records saved for `dataset` (none when there is no file or it cannot be read).
     public func load(_ dataset: String) -> [ScanRecord] {
         guard let data = FileManager.default.contents(atPath: path(of: dataset)),
-            let contents = try? Self.decoder.decode(Contents.self, from: data), contents.version == 1, contents.dataset == dataset
+            let contents = try? Self.decoder.decode(Contents.self, from: data), contents.version == 2, contents.dataset == dataset
         else { return [] }
         return contents.records
     }

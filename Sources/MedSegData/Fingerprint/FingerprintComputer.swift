@@ -1,4 +1,4 @@
-public import HDF5
+internal import HDF5
 
 /// Computes one volume's fingerprint (`ScanRecord`) from its files: intensity statistics over
 /// every voxel, voxel counts per stored channel and per collated class, and a seeded foreground
@@ -40,9 +40,8 @@ public struct FingerprintComputer: Sendable {
         let voxels = values.count
         values.removeAll { $0.isNaN }
         var random = SeededRandom(text: "intensity\n" + seed)
-        let sample: [Float] =
-            values.count <= Self.intensitySamples
-            ? values.map(Float.init) : (0..<Self.intensitySamples).map { _ in Float(values[random.below(values.count)]) }
+        let sample =
+            values.count <= Self.intensitySamples ? values : (0..<Self.intensitySamples).map { _ in values[random.below(values.count)] }
         let intensity = IntensityStatistics.of(&values)
 
         var channelVoxels: [Int] = []

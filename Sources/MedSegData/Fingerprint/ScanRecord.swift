@@ -25,8 +25,9 @@ public struct ScanRecord: Codable, Sendable {
     public var fingerprint: ScanFingerprint
     /// Voxels that are not NaN (the statistics' count).
     public var countedVoxels: Int
-    /// Up to `FingerprintComputer.intensitySamples` voxel values, drawn with a seeded generator.
-    public var intensitySample: [Float]
+    /// Up to `FingerprintComputer.intensitySamples` voxel values (float64: exact for every dtype),
+    /// drawn with a seeded generator.
+    public var intensitySample: [Double]
     /// Per stored channel, linear indices (C order over the mask's spatial shape) of a seeded
     /// sample of the voxels where it is set.
     public var foreground: [[UInt32]]
@@ -34,7 +35,7 @@ public struct ScanRecord: Codable, Sendable {
     public var maskShape: [Int]
 
     public init(
-        key: ScanKey, fingerprint: ScanFingerprint, countedVoxels: Int, intensitySample: [Float], foreground: [[UInt32]], maskShape: [Int]
+        key: ScanKey, fingerprint: ScanFingerprint, countedVoxels: Int, intensitySample: [Double], foreground: [[UInt32]], maskShape: [Int]
     ) {
         self.key = key
         self.fingerprint = fingerprint
@@ -58,7 +59,7 @@ public struct ScanRecord: Codable, Sendable {
         fingerprint = try container.decode(ScanFingerprint.self, forKey: .fingerprint)
         countedVoxels = try container.decode(Int.self, forKey: .countedVoxels)
         maskShape = try container.decode([Int].self, forKey: .maskShape)
-        intensitySample = try Self.numbers(container.decode(String.self, forKey: .intensitySample), as: UInt32.self).map(Float.init(bitPattern:))
+        intensitySample = try Self.numbers(container.decode(String.self, forKey: .intensitySample), as: UInt64.self).map(Double.init(bitPattern:))
         foreground = try container.decode([String].self, forKey: .foreground).map { try Self.numbers($0, as: UInt32.self) }
     }
 
@@ -72,20 +73,21 @@ public struct ScanRecord: Codable, Sendable {
         try container.encode(foreground.map(Self.base64), forKey: .foreground)
     }
 
-    private static func base64(_ values: [UInt32]) -> String {
+    private static func base64<Number: FixedWidthInteger>(_ values: [Number]) -> String {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(values.count * 4)
+        bytes.reserveCapacity(values.count * Number.bitWidth / 8)
         for value in values { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
         return Data(bytes).base64EncodedString()
     }
 
-    private static func numbers(_ text: String, as: UInt32.Type) throws -> [UInt32] {
-        guard let data = Data(base64Encoded: text), data.count % 4 == 0 else {
-            throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: "not base64 of 32-bit numbers"))
+    private static func numbers<Number: FixedWidthInteger>(_ text: String, as: Number.Type) throws -> [Number] {
+        let size = Number.bitWidth / 8
+        guard let data = Data(base64Encoded: text), data.count % size == 0 else {
+            throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: "not base64 of \(Number.bitWidth)-bit numbers"))
         }
         let bytes = [UInt8](data)
-        return stride(from: 0, to: bytes.count, by: 4).map { at in
-            UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+        return stride(from: 0, to: bytes.count, by: size).map { at in
+            (0..<size).reduce(Number.zero) { $0 | Number(bytes[at + $1]) << ($1 * 8) }
         }
     }
 }

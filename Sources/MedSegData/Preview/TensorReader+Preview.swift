@@ -1,4 +1,4 @@
-public import HDF5
+internal import HDF5
 
 extension TensorReader {
     /// What a preview shows: an item (a 2D slice, or a 3D item's volume) or a scan's volume.
@@ -39,7 +39,8 @@ extension TensorReader {
         let length = shape[request.axis]
         let slice = request.slice ?? length / 2
         guard (-length..<length).contains(slice) else {
-            throw TensorError(.invalidRequest, "slice \(slice) is out of range for axis \(request.axis) (length \(length); negative counts from the end)")
+            throw TensorError(
+                .invalidRequest, "slice \(slice) is out of range for axis \(request.axis) (length \(length); negative counts from the end)")
         }
         let classCount = (request.categories?.ids ?? entry.metadata.categoryIDs).count
         if let bad = request.classes?.first(where: { $0 >= classCount }) {

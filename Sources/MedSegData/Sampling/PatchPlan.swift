@@ -11,7 +11,7 @@ public struct PatchPlan: Sendable, Equatable {
     /// Centred on a voxel of a sampled class (rather than uniformly at random).
     public var foreground: Bool
 
-    /// Drawn as nnU-Net oversamples foreground: the last `round(count x foreground_fraction)`
+    /// Drawn as nnU-Net oversamples foreground: the last `round(count x foreground_fraction)` (halves to even)
     /// patches are centred on a random foreground voxel (from the index) of a random class
     /// present in their scan, among `classes`; the others, and those whose scan has none of
     /// them, on a voxel drawn uniformly. Scans are drawn uniformly.
@@ -28,14 +28,15 @@ public struct PatchPlan: Sendable, Equatable {
             throw TensorError(
                 .unprocessable, "dataset '\(entry.name)' has no readable volume to sample from\(wanted == nil ? "" : " among the scans given")")
         }
-        let classCount = entry.metadata.categoryIDs.count
-        let classes = request.classes ?? Array(0..<classCount)
-        if let bad = classes.first(where: { $0 >= classCount }) {
-            throw TensorError(.invalidRequest, "'classes' names class \(bad); the dataset has \(classCount) (0...\(classCount - 1))")
+        // Classes are positions in the request's categories (the dataset's by default).
+        let groups = (request.options.categories?.ids ?? entry.metadata.categoryIDs).map(\.channels)
+        let classes = request.classes ?? Array(groups.indices)
+        if let bad = classes.first(where: { $0 >= groups.count }) {
+            throw TensorError(.invalidRequest, "'classes' names class \(bad); there are \(groups.count) (0...\(groups.count - 1))")
         }
-        let groups = entry.metadata.categoryIDs.map(\.channels)
         var random = SeededRandom(seed: request.seed)
-        let foregroundCount = Int((Double(request.count) * request.foregroundFraction).rounded())
+        // Python's round(): halves to even.
+        let foregroundCount = Int((Double(request.count) * request.foregroundFraction).rounded(.toNearestOrEven))
         var plans: [PatchPlan] = []
         plans.reserveCapacity(request.count)
         for index in 0..<request.count {
@@ -57,10 +58,8 @@ public struct PatchPlan: Sendable, Equatable {
     /// A voxel of a class present in the volume, drawn from its channels' index (a channel's
     /// share is its share of the indexed voxels), or nil when none of `classes` is there.
     private static func foregroundVoxel(_ record: ScanRecord, classes: [Int], groups: [[Int]], random: inout SeededRandom) -> [Int]? {
-        let present = classes.filter { k in
-            k < record.fingerprint.classVoxels.count && record.fingerprint.classVoxels[k] > 0
-                && groups[k].contains { $0 < record.foreground.count && !record.foreground[$0].isEmpty }
-        }
+        // A class is present where one of its channels has indexed voxels.
+        let present = classes.filter { k in groups[k].contains { $0 < record.foreground.count && !record.foreground[$0].isEmpty } }
         guard !present.isEmpty, !record.maskShape.isEmpty else { return nil }
         let channels = groups[present[random.below(present.count)]].filter { $0 < record.foreground.count }
         let total = channels.reduce(0) { $0 + record.foreground[$1].count }

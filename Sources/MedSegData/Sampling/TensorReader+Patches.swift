@@ -1,4 +1,4 @@
-public import HDF5
+internal import HDF5
 
 /// Reading a sample's patches: each is read as a region of its volume, clipped to the volume,
 /// and pasted into a patch-sized buffer whose outside is padding.
@@ -9,57 +9,61 @@ extension TensorReader {
     /// (the background channel 1, labels the "none" index). Sizes count against `byteLimit`.
     public func patches(_ plans: [PatchPlan], request: SampleRequest, byteLimit: Int) throws(TensorError) -> [(name: String, tensor: Tensor)] {
         let patch = request.patchSize + (request.patchSize.count == 2 ? [1] : [])
-        let patchVoxels = patch.reduce(1, *)
+        let rank = request.patchSize.count
         var labeled = true
         for plan in plans {
             for index in try volume(scan: plan.scanID, aug: plan.aug).items where try !isLabeled(index) { labeled = false }
         }
         var image: PatchStack?
         var mask: PatchStack?
-        var bytes = 0
+        // Bytes held: both stacks whole (counted when made, before they are allocated) and each
+        // patch's reads.
+        var held = 0
+        func count(_ bytes: Int) throws(TensorError) {
+            held = held.addingSaturating(bytes)
+            guard held <= byteLimit else { throw Self.overLimit(held, byteLimit) }
+        }
         for (n, plan) in plans.enumerated() {
             var region: [Region.Component] = []
             var offset: [Int] = []
+            var inside = true
             for axis in 0..<3 {
                 let start = plan.center[axis] - patch[axis] / 2
                 let low = max(0, start)
                 let high = min(plan.shape[axis], start + patch[axis])
                 offset.append(low - start)
+                inside = inside && low == start && high == start + patch[axis]
                 // A 2D patch takes its centre's slice (an index drops the axis).
-                region.append(request.patchSize.count == 2 && axis == 2 ? .index(plan.center[2]) : .slice(start: low, stop: high, step: nil))
+                region.append(rank == 2 && axis == 2 ? .index(plan.center[2]) : .slice(start: low, stop: high, step: nil))
             }
             var options = request.options
             options.region = Region(region)
             let imageSource = try scanImage(plan.scanID, aug: plan.aug, options: options)
-            let imageBlock: Tensor
             do {
                 defer { imageSource.close() }
-                bytes = bytes.addingSaturating(imageSource.readByteCount).addingSaturating(patchVoxels * imageSource.layout.dtype.size)
-                guard bytes <= byteLimit else { throw Self.overLimit(bytes, byteLimit) }
-                imageBlock = try imageSource.readAll()
+                if image == nil {
+                    let stack = PatchStack(count: plans.count, patch: patch, dtype: imageSource.layout.dtype, channels: nil)
+                    try count(stack.byteCount)
+                    image = stack.allocated(empty: [])
+                }
+                try count(imageSource.readByteCount)
+                try image!.fill(n, from: imageSource, offset: offset, whole: inside, rank: rank, scan: plan.scanID)
             }
-            if image == nil { image = PatchStack(count: plans.count, patch: patch, dtype: imageBlock.dtype, channels: nil, empty: []) }
-            try image!.paste(imageBlock, at: n, offset: offset, rank: request.patchSize.count, scan: plan.scanID)
             guard labeled else { continue }
             var maskOptions = options
             maskOptions.dtype = nil
             let maskSource = try scanMask(plan.scanID, aug: plan.aug, options: maskOptions)
-            let maskBlock: Tensor
-            do {
-                defer { maskSource.close() }
-                bytes = bytes.addingSaturating(maskSource.readByteCount).addingSaturating(
-                    patchVoxels * maskSource.layout.byteCount / max(1, maskSource.layout.elementCount))
-                guard bytes <= byteLimit else { throw Self.overLimit(bytes, byteLimit) }
-                maskBlock = try maskSource.readAll()
-            }
+            defer { maskSource.close() }
             if mask == nil {
-                let channels = request.options.maskFormat == .labels ? nil : maskBlock.shape.last
-                mask = PatchStack(
-                    count: plans.count, patch: patch, dtype: maskBlock.dtype, channels: channels,
+                let channels = request.options.maskFormat == .labels ? nil : maskSource.layout.shape.last
+                let stack = PatchStack(count: plans.count, patch: patch, dtype: maskSource.layout.dtype, channels: channels)
+                try count(stack.byteCount)
+                mask = stack.allocated(
                     empty: emptyVoxel(
-                        dtype: maskBlock.dtype, channels: channels, background: request.options.background, classes: classCount(request)))
+                        dtype: maskSource.layout.dtype, channels: channels, background: request.options.background, classes: classCount(request)))
             }
-            try mask!.paste(maskBlock, at: n, offset: offset, rank: request.patchSize.count, scan: plan.scanID)
+            try count(maskSource.readByteCount)
+            try mask!.fill(n, from: maskSource, offset: offset, whole: inside, rank: rank, scan: plan.scanID)
         }
         let shape = request.patchSize
         var arrays: [(name: String, tensor: Tensor)] = []
@@ -100,7 +104,7 @@ extension TensorReader {
     }
 }
 
-/// N patches of one dtype, filled with padding and pasted into.
+/// N patches of one dtype, filled with padding and then with each patch's voxels.
 struct PatchStack {
     /// `H x W x D` of a patch (2D patches: D = 1).
     let patch: [Int]
@@ -108,27 +112,61 @@ struct PatchStack {
     /// Channels of a collated mask's last axis, or nil.
     let channels: Int?
     let voxelBytes: Int
-    var bytes: [UInt8]
+    let count: Int
+    var bytes: [UInt8] = []
 
-    init(count: Int, patch: [Int], dtype: DType, channels: Int?, empty: [UInt8]) {
+    init(count: Int, patch: [Int], dtype: DType, channels: Int?) {
+        self.count = count
         self.patch = patch
         self.dtype = dtype
         self.channels = channels
         voxelBytes = dtype.size * (channels ?? 1)
-        let voxels = count * patch.reduce(1, *)
-        bytes = empty.allSatisfy { $0 == 0 } ? [UInt8](repeating: 0, count: voxels * voxelBytes) : Array(repeatElement(empty, count: voxels).joined())
     }
 
-    /// Copies `block` (the clipped patch: `rank` spatial axes, then the channels if any) into
-    /// patch `n`, its first voxel at `offset`.
-    mutating func paste(_ block: Tensor, at n: Int, offset: [Int], rank: Int, scan: String) throws(TensorError) {
-        let trailing = Array(block.shape.dropFirst(rank))
-        guard block.dtype == dtype, block.shape.count >= rank, trailing.reduce(1, *) * dtype.size == voxelBytes else {
+    /// Bytes the stack takes (saturating: a huge request is refused by the limit, not a trap).
+    var byteCount: Int { ([count, voxelBytes] + patch).checkedProduct ?? Int.max }
+
+    /// The stack with its memory, every voxel set to `empty` (zeros when `empty` is).
+    func allocated(empty: [UInt8]) -> PatchStack {
+        var stack = self
+        let voxels = count * patch.reduce(1, *)
+        stack.bytes =
+            empty.allSatisfy { $0 == 0 } ? [UInt8](repeating: 0, count: voxels * voxelBytes) : Array(repeatElement(empty, count: voxels).joined())
+        return stack
+    }
+
+    /// Reads patch `n` from `source` (the clipped patch: `rank` spatial axes, then the channels
+    /// if any): straight into its place when the patch lies wholly inside the volume, else
+    /// through a block pasted at `offset`.
+    mutating func fill(_ n: Int, from source: any TensorSource, offset: [Int], whole: Bool, rank: Int, scan: String) throws(TensorError) {
+        let layout = source.layout
+        let trailing = Array(layout.shape.dropFirst(rank))
+        guard layout.dtype == dtype, layout.shape.count >= rank, trailing.reduce(1, *) * dtype.size == voxelBytes else {
             throw TensorError(
                 .unprocessable,
-                "the sampled volumes differ: scan '\(scan)' gives \(block.dtype) \(block.shape.dropFirst(rank)) per voxel, an earlier one \(dtype) \(channels.map { "[\($0)]" } ?? "[]"); a sample needs one dtype and channel count"
+                "the sampled volumes differ: scan '\(scan)' gives \(layout.dtype) \(trailing) per voxel, an earlier one \(dtype) \(channels.map { [$0] } ?? []); a sample needs one dtype and channel count"
             )
         }
+        let slot = patch.reduce(1, *) * voxelBytes
+        if whole, layout.byteCount == slot {
+            var failure: TensorError?
+            bytes.withUnsafeMutableBytes { target in
+                var at = n * slot
+                for chunk in 0..<source.chunkCount {
+                    let size = source.chunkByteCount(chunk)
+                    do throws(TensorError) {
+                        try source.readChunk(chunk, into: UnsafeMutableRawBufferPointer(rebasing: target[at..<(at + size)]))
+                    } catch {
+                        failure = error
+                        return
+                    }
+                    at += size
+                }
+            }
+            if let failure { throw failure }
+            return
+        }
+        let block = try source.readAll()
         let extent = rank == 2 ? Array(block.shape.prefix(2)) + [1] : Array(block.shape.prefix(3))
         let base = n * patch.reduce(1, *)
         let run = extent[2] * voxelBytes
@@ -148,7 +186,6 @@ struct PatchStack {
 
     /// The stack as an array: N x `shape` (the patch size asked for), then the channels.
     func tensor(shape: [Int]) -> Tensor {
-        let count = bytes.count / max(1, patch.reduce(1, *) * voxelBytes)
-        return Tensor(dtype: dtype, shape: [count] + shape + (channels.map { [$0] } ?? []), bytes: bytes)
+        Tensor(dtype: dtype, shape: [count] + shape + (channels.map { [$0] } ?? []), bytes: bytes)
     }
 }

@@ -45,13 +45,13 @@ struct FingerprintRoutes<Context: RequestContext> {
             let reader = TensorReader(entry: entry)
             let archive = try await BlockingPool.timed("sample") {
                 let arrays = try reader.patches(plans, request: sample, byteLimit: limits.maxResponseBytes.bytes)
-                return NPZWriter.encode(arrays, compression: sample.compression)
+                return ByteBuffer.npz(arrays, compression: sample.compression)
             }
-            let headers: HTTPFields = [.contentType: ArrayEncoding.npz.mediaType, .contentLength: String(archive.count)]
+            let headers: HTTPFields = [.contentType: ArrayEncoding.npz.mediaType, .contentLength: String(archive.readableBytes)]
             return Response(
                 status: .ok, headers: headers,
-                body: ResponseBody(contentLength: archive.count) { writer in
-                    try await writer.write(ByteBuffer(bytes: archive))
+                body: ResponseBody(contentLength: archive.readableBytes) { writer in
+                    try await writer.write(archive)
                     withExtendedLifetime(reservation) {}
                     try await writer.finish(nil)
                 })

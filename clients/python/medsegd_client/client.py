@@ -10,6 +10,8 @@ import urllib.parse
 from . import arrays
 
 RETRY_STATUSES = (502, 503, 504)
+#: Array bodies at least this large are received into reused buffers (ReceiveBuffers).
+REUSE_MIN_BYTES = 4 << 20
 
 #: Wire options for a trainer on another machine than medsegd, for `RemoteDataset(client, name,
 #: **REMOTE)`, `BatchLoader(..., **REMOTE)` and `client.item/batch(..., **REMOTE)`: images as
@@ -66,11 +68,50 @@ def _categories(categories):
     return [list(c) if isinstance(c, (tuple, list)) else int(c) for c in categories]
 
 
+class ReceiveBuffers:
+    """Buffers large array bodies are received into, each reused once no array views it any more.
+
+    A fresh buffer of tens of MB costs the kernel a page fault per 4 KiB page and zeroing (glibc
+    maps allocations over 32 MiB anew each time): receiving a 33 MB sample into a reused buffer
+    takes about a quarter of the CPU. Arrays are read-only views of the buffer and keep it
+    exported; a bytearray with exports cannot be resized, which is how a free one is told apart.
+    Keeps up to `count` buffers."""
+
+    def __init__(self, count=4):
+        self.count = count
+        self._lock = threading.Lock()
+        self._buffers = []
+
+    @staticmethod
+    def _free(buffer):
+        try:  # each buffer has a spare last byte: popping and re-appending it never reallocates
+            buffer.append(buffer.pop())
+            return True
+        except BufferError:
+            return False
+
+    def take(self, size):
+        """A writable memoryview of `size` bytes over a free buffer (exported before the lock
+        is released, so no other thread can take it)."""
+        with self._lock:
+            for buffer in self._buffers:
+                if size < len(buffer) <= 2 * size + 1 and self._free(buffer):
+                    return memoryview(buffer)[:size]
+            buffer = bytearray(size + 1)
+            free = [b for b in self._buffers if self._free(b)]
+            if len(self._buffers) >= self.count and free:
+                self._buffers.remove(min(free, key=len))
+            if len(self._buffers) < self.count:
+                self._buffers.append(buffer)
+            return memoryview(buffer)[:size]
+
+
 class Client:
     """A medsegd client. Safe to share between threads; after a fork, each process builds its own
     connections (lazily), so it also works in PyTorch DataLoader workers."""
 
-    def __init__(self, base_url, token=None, timeout=60.0, retries=3, backoff=0.2, pool_size=8):
+    def __init__(self, base_url, token=None, timeout=60.0, retries=3, backoff=0.2, pool_size=8, pending_retries=60,
+                 max_retry_after=30.0):
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https"):
             raise ValueError("base_url must be http:// or https://, not %r" % base_url)
@@ -84,8 +125,14 @@ class Client:
         self.retries = retries
         self.backoff = backoff
         self.pool_size = pool_size
+        #: 503s with Retry-After from the fingerprint and sample routes (the dataset's fingerprint
+        #: pass is still running) are waited out this many times, Retry-After seconds each.
+        self.pending_retries = pending_retries
+        #: The longest Retry-After honoured, in seconds (a longer one is cut to this).
+        self.max_retry_after = max_retry_after
         self._lock = threading.Lock()
         self._pool = []
+        self._buffers = ReceiveBuffers()
         self._pid = os.getpid()
 
     # -- connections ------------------------------------------------------------------------
@@ -93,12 +140,13 @@ class Client:
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_pool"] = []
-        del state["_lock"]
+        del state["_lock"], state["_buffers"]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._buffers = ReceiveBuffers()
 
     def _connection(self):
         with self._lock:
@@ -124,8 +172,15 @@ class Client:
         for connection in pool:
             connection.close()
 
-    def request(self, method, path, query=None, body=None, accept=None):
-        """One request with retries on connection errors and 502/503/504; returns (headers, body)."""
+    def request(self, method, path, query=None, body=None, accept=None, pending_retries=0, reuse=False):
+        """One request with retries on connection errors and 502/503/504; returns (headers, body).
+
+        Every route medsegd has only reads, so POSTs (batch, sample) are retried like GETs. A
+        503's Retry-After (seconds, at most `max_retry_after`) is the delay before the next
+        attempt, else the exponential backoff. `pending_retries` more 503s with Retry-After are
+        waited out on top of `retries` (the fingerprint and sample routes, while the dataset's
+        fingerprint pass runs). With `reuse`, a successful body of REUSE_MIN_BYTES or more is a
+        read-only memoryview of a reused receive buffer (for arrays; JSON needs bytes)."""
         url = self._prefix + path
         if query:
             pairs = [(k, v) for k, v in query.items() if v is not None]
@@ -140,12 +195,13 @@ class Client:
             body = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         attempt = 0
+        pending = 0
         while True:
             connection = self._connection()
             try:
                 connection.request(method, url, body=body, headers=headers)
                 reply = connection.getresponse()
-                data = reply.read()
+                data = self._read(reply) if reuse and reply.status == 200 else reply.read()
             except (http.client.HTTPException, ConnectionError, OSError) as error:
                 connection.close()
                 if attempt >= self.retries:
@@ -157,13 +213,46 @@ class Client:
                 connection.close()
             else:
                 self._release(connection)
-            if reply.status in RETRY_STATUSES and attempt < self.retries:
-                attempt += 1
-                time.sleep(self.backoff * (2 ** (attempt - 1)))
-                continue
+            if reply.status in RETRY_STATUSES:
+                delay = self._retry_after(reply) if reply.status == 503 else None
+                if delay is not None and pending < pending_retries:
+                    pending += 1
+                    time.sleep(delay)
+                    continue
+                if attempt < self.retries:
+                    attempt += 1
+                    time.sleep(self.backoff * (2 ** (attempt - 1)) if delay is None else delay)
+                    continue
             if reply.status >= 400:
                 raise self._error(reply.status, data)
             return reply, data
+
+    def _read(self, reply):
+        """The body, into a reused buffer when it is large and its length is known."""
+        length = reply.getheader("Content-Length")
+        if length is None or not length.isdigit() or int(length) < REUSE_MIN_BYTES:
+            return reply.read()
+        size = int(length)
+        view = self._buffers.take(size)
+        got = 0
+        while got < size:
+            n = reply.readinto(view[got:])
+            if not n:
+                raise http.client.IncompleteRead(b"", size - got)
+            got += n
+        return view.toreadonly()
+
+    def _retry_after(self, reply):
+        """A Retry-After header in seconds (HTTP dates are not sent by medsegd), capped at
+        `max_retry_after`; None when absent or not a number."""
+        value = reply.getheader("Retry-After")
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            return None
+        if seconds != seconds or seconds < 0:  # NaN or negative
+            return None
+        return min(seconds, self.max_retry_after)
 
     @staticmethod
     def _error(status, data):
@@ -214,7 +303,7 @@ class Client:
     # -- arrays -----------------------------------------------------------------------------
 
     def _array(self, path, query):
-        reply, data = self.request("GET", path, query, accept="application/octet-stream")
+        reply, data = self.request("GET", path, query, accept="application/octet-stream", reuse=True)
         return arrays.from_raw(data, reply.getheader("X-Tensor-Dtype"), reply.getheader("X-Tensor-Shape"))
 
     @staticmethod
@@ -245,7 +334,7 @@ class Client:
         deflates the mask on the wire (the image stays stored)."""
         _, data = self.request("GET", "/v1/datasets/%s/items/%d" % (self._quote(name), index),
                                self._options(categories, background, region, dtype, mask_format, compression),
-                               accept="application/x-npz")
+                               accept="application/x-npz", reuse=True)
         members = arrays.from_npz(data)
         return members["image"], members.get("mask")
 
@@ -270,6 +359,50 @@ class Client:
             body["categories"] = _categories(categories)
         options = self._options(None, background, region, dtype, mask_format, compression)
         body.update((key, value) for key, value in options.items() if value is not None)
-        _, data = self.request("POST", "/v1/datasets/%s/batch" % self._quote(name), body=body, accept="application/x-npz")
+        _, data = self.request("POST", "/v1/datasets/%s/batch" % self._quote(name), body=body, accept="application/x-npz",
+                               reuse=True)
         members = arrays.from_npz(data)
         return members["image"], members["mask"]
+
+    # -- fingerprints and patches -------------------------------------------------------------
+
+    def fingerprint(self, name, scan_id=None, aug=0):
+        """The dataset's fingerprint (per volume in `scans`, and aggregated: shapes, dtypes,
+        intensity statistics, voxels per channel and class), or one volume's with `scan_id`.
+        Waits while the server computes it (503 + Retry-After, up to `pending_retries` times).
+        Intensity values the server sends as strings ("Infinity", "-Infinity", "NaN") are floats."""
+        if scan_id is None:
+            path, query = "/v1/datasets/%s/fingerprint" % self._quote(name), None
+        else:
+            path = "/v1/datasets/%s/scans/%s/fingerprint" % (self._quote(name), self._quote(scan_id))
+            query = {"aug": int(aug)}
+        _, data = self.request("GET", path, query, pending_retries=self.pending_retries)
+        fingerprint = json.loads(data)
+        for entry in [fingerprint] + list(fingerprint.get("scans", [])):
+            intensity = entry.get("intensity")
+            if isinstance(intensity, dict):
+                entry["intensity"] = {k: float(v) if isinstance(v, str) else v for k, v in intensity.items()}
+        return fingerprint
+
+    def sample(self, name, patch_size, count, seed=0, foreground_fraction=0.0, classes=None, scans=None,
+               categories=None, background=None, dtype=None, mask_format=None, compression=None):
+        """`count` patches of `patch_size` (3 sides; 2 give 2D patches of the centre's slice)
+        drawn by the server from the dataset's volumes, the last round(count x
+        foreground_fraction) centred on a voxel of one of `classes` (positions in the
+        categories); the same arguments give the same patches. Returns a dict of arrays:
+        `image` (N x patch), `mask` (N x patch x C', or N x patch with mask_format="labels";
+        absent for unlabeled volumes), `scan_index`, `aug`, `center` (N x 3), `foreground`.
+        Waits while the dataset's fingerprint is computed (503 + Retry-After)."""
+        body = {"patch_size": [int(n) for n in patch_size], "count": int(count), "seed": int(seed),
+                "foreground_fraction": float(foreground_fraction)}
+        if classes is not None:
+            body["classes"] = [int(k) for k in classes]
+        if scans is not None:
+            body["scans"] = [str(s) for s in scans]
+        if categories is not None:
+            body["categories"] = _categories(categories)
+        options = self._options(None, background, None, dtype, mask_format, compression)
+        body.update((key, value) for key, value in options.items() if value is not None)
+        _, data = self.request("POST", "/v1/datasets/%s/sample" % self._quote(name), body=body,
+                               accept="application/x-npz", pending_retries=self.pending_retries, reuse=True)
+        return arrays.from_npz(data)
