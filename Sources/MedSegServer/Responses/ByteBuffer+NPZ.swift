@@ -14,7 +14,7 @@ extension ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: writer.storedLength)
         for (index, array) in arrays.enumerated() {
             buffer.writeBytes(writer.startMember(index))
-            array.tensor.bytes.withUnsafeBytes { data in
+            _ = array.tensor.bytes.withUnsafeBytes { data in
                 if let compressed = writer.encode(data) {
                     buffer.writeBytes(compressed)
                 } else {
