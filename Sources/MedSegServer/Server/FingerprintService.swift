@@ -1,5 +1,6 @@
 public import Logging
 public import MedSegData
+import Glibc
 import Metrics
 import NIOPosix
 import Synchronization
@@ -24,10 +25,12 @@ public final class FingerprintService: Sendable {
     private let state = Mutex(State())
     private let archive: FingerprintArchive?
     private let logger: Logger
-    /// One thread for every pass of the process: passes are background work.
+    /// One thread for every pass of the process, at a lower priority (nice 10): passes are
+    /// background work, and requests go first on a busy machine (Linux: `who` 0 is this thread).
     private static let worker: NIOThreadPool = {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
+        pool.submit { _ in _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10) }
         return pool
     }()
 
