@@ -1,9 +1,10 @@
 internal import CZlib
+import Synchronization
 
 /// A raw deflate stream (RFC 1951, as ZIP's method 8 holds it) fed piece by piece.
 ///
 /// Level 1: masks and label maps are mostly runs of zeros, which level 1 already shrinks
-/// 60-150x at a tenth of level 6's cost (`bench/codecs.py`). Not thread-safe: used only under
+/// 60-150x at a tenth of level 6's cost (`bench/wire_codecs.py`). Not thread-safe: used only under
 /// its `NPZWriter`'s lock.
 final class Deflater: @unchecked Sendable {
     private var stream = z_stream()
@@ -19,6 +20,24 @@ final class Deflater: @unchecked Sendable {
 
     deinit {
         deflateEnd(&stream)
+    }
+
+    /// Raw level-1 deflaters kept for reuse: setting one up has zlib allocate and clear ~270 KB
+    /// of state, which cost more than deflating a label map (measured in bench/network.py).
+    private static let spares = Mutex<[Deflater]>([])
+
+    /// A raw level-1 deflater, reused when one is spare.
+    static func raw() -> Deflater {
+        spares.withLock { $0.popLast() } ?? Deflater()
+    }
+
+    /// Gives a finished raw level-1 deflater back for reuse (a few are kept).
+    static func recycle(_ deflater: Deflater) {
+        guard deflateReset(&deflater.stream) == Z_OK else { return }
+        deflater.finished = false
+        spares.withLock { spares in
+            if spares.count < 8 { spares.append(deflater) }
+        }
     }
 
     /// Compresses `input`, returning what deflate has ready so far (often nothing yet).

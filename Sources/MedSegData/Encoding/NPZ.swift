@@ -91,7 +91,7 @@ public final class NPZWriter: Sendable {
             let offset = state.position
             var crc = CRC32()
             crc.update(member.npyHeader)
-            let deflater = member.compression == .deflate ? Deflater() : nil
+            let deflater = member.compression == .deflate ? Deflater.raw() : nil
             let start = offset + bytes.bytes.count
             bytes.append(member.npyHeader.withUnsafeBytes { deflater?.compress($0) } ?? member.npyHeader)
             state.current = (index, offset, start, crc, deflater)
@@ -128,7 +128,10 @@ public final class NPZWriter: Sendable {
             guard let current = state.current else { return [] }
             state.current = nil
             var bytes = ZIPBytes()
-            bytes.append(current.deflater?.finish() ?? [])
+            if let deflater = current.deflater {
+                bytes.append(deflater.finish())
+                Deflater.recycle(deflater)
+            }
             let storedSize = state.position + bytes.bytes.count - current.start
             let size = members[current.index].size
             bytes.u32(0x0807_4B50)
