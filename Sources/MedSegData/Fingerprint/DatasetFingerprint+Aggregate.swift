@@ -15,7 +15,7 @@ extension DatasetFingerprint {
         }
         return DatasetFingerprint(
             dataset: entry.name, spacing: spacing, classes: entry.metadata.categoryIDs.map(\.description), volumes: scans.count,
-            voxels: scans.reduce(0) { $0 + $1.voxels }, shapes: shapes, dtypes: Array(Set(scans.map(\.dtype))).sorted(),
+            voxels: scans.reduce(0) { $0.addingSaturating($1.voxels) }, shapes: shapes, dtypes: Array(Set(scans.map(\.dtype))).sorted(),
             intensity: pooledIntensity(records), channelVoxels: elementwiseSum(scans.map(\.channelVoxels)),
             classVoxels: elementwiseSum(scans.map(\.classVoxels)), scans: scans)
     }
@@ -24,7 +24,7 @@ extension DatasetFingerprint {
     private static func pooledIntensity(_ records: [ScanRecord]) -> IntensityStatistics? {
         let counted = records.filter { $0.fingerprint.intensity != nil && $0.countedVoxels > 0 }
         guard !counted.isEmpty else { return nil }
-        let total = Double(counted.reduce(0) { $0 + $1.countedVoxels })
+        let total = Double(counted.reduce(0) { $0.addingSaturating($1.countedVoxels) })
         var mean = 0.0
         var squares = 0.0
         for record in counted {
@@ -46,6 +46,6 @@ extension DatasetFingerprint {
     private static func elementwiseSum(_ lists: [[Int]]) -> [Int] {
         let labeled = lists.filter { !$0.isEmpty }
         guard let first = labeled.first, labeled.allSatisfy({ $0.count == first.count }) else { return [] }
-        return labeled.dropFirst().reduce(first) { zip($0, $1).map(+) }
+        return labeled.dropFirst().reduce(first) { zip($0, $1).map { $0.addingSaturating($1) } }
     }
 }

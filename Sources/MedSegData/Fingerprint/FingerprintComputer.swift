@@ -26,24 +26,32 @@ public struct FingerprintComputer: Sendable {
         return ScanKey(scanID: scanID, aug: aug, files: files, categories: selection.description)
     }
 
+    /// Volumes with more voxels are skipped (a sparse file can declare terabytes that read as zeros).
+    public static let maxVoxels = 1 << 31
+    /// Up to this many voxels a volume's percentiles are exact; past it they come from a seeded
+    /// sample of this many (the values are held as float64 to select them).
+    public static let exactPercentileVoxels = 1 << 25
+
     public func compute(scanID: String, aug: Int) throws(TensorError) -> ScanRecord {
         let key = try key(scanID: scanID, aug: aug)
         let seed = "\(entry.name)\n\(scanID)\n\(aug)"
         let image = try reader.scanImage(scanID, aug: aug, options: TensorOptions())
         let shape = image.layout.shape
         let dtype = image.layout.dtype
-        var values: [Double]
+        let statistics: RunningStatistics
         do {
             defer { image.close() }
-            values = try Self.doubles(of: image)
+            // Sampling reads patches of H x W x D volumes: anything else is no volume to fingerprint.
+            guard shape.count == 3 else {
+                throw TensorError(.unprocessable, "scan '\(scanID)' (aug \(aug)): the image has shape \(shape); a volume is H x W x D")
+            }
+            guard image.layout.elementCount <= Self.maxVoxels else {
+                throw TensorError(
+                    .unprocessable,
+                    "scan '\(scanID)' (aug \(aug)) has \(image.layout.elementCount) voxels, over the \(Self.maxVoxels) a fingerprint reads")
+            }
+            statistics = try RunningStatistics.of(image, seed: "intensity\n" + seed)
         }
-        let voxels = values.count
-        values.removeAll { $0.isNaN }
-        var random = SeededRandom(text: "intensity\n" + seed)
-        let sample =
-            values.count <= Self.intensitySamples ? values : (0..<Self.intensitySamples).map { _ in values[random.below(values.count)] }
-        let intensity = IntensityStatistics.of(&values)
-
         var channelVoxels: [Int] = []
         var classVoxels: [Int] = []
         var foreground: [[UInt32]] = []
@@ -56,58 +64,95 @@ public struct FingerprintComputer: Sendable {
             let mask = try reader.scanMask(scanID, aug: aug, options: options)
             defer { mask.close() }
             maskShape = Array(mask.layout.shape.dropLast())
+            guard maskShape == shape else {
+                throw TensorError(
+                    .unprocessable,
+                    "scan '\(scanID)' (aug \(aug)): the mask has shape \(mask.layout.shape); the image's \(shape) plus channels was expected")
+            }
             let counts = try MaskCounter.count(mask, classes: selection, seed: "foreground\n" + seed)
             channelVoxels = counts.channels
             classVoxels = counts.classes
             foreground = counts.foreground
         }
         let fingerprint = ScanFingerprint(
-            scanID: scanID, aug: aug, shape: shape, dtype: dtype.numpyDescriptor, voxels: voxels, intensity: intensity,
+            scanID: scanID, aug: aug, shape: shape, dtype: dtype.numpyDescriptor, voxels: statistics.voxels, intensity: statistics.intensity,
             channelVoxels: channelVoxels, classVoxels: classVoxels, foregroundSamples: foreground.map(\.count))
         return ScanRecord(
-            key: key, fingerprint: fingerprint, countedVoxels: values.count, intensitySample: sample, foreground: foreground,
+            key: key, fingerprint: fingerprint, countedVoxels: statistics.counted, intensitySample: statistics.sample, foreground: foreground,
             maskShape: maskShape)
-    }
-
-    /// Every element of a source as float64, chunk by chunk.
-    static func doubles(of source: any TensorSource) throws(TensorError) -> [Double] {
-        let dtype = source.layout.dtype
-        var values: [Double] = []
-        values.reserveCapacity(source.layout.elementCount)
-        for chunk in 0..<source.chunkCount {
-            let raw = try source.readChunk(chunk)
-            let count = raw.count / dtype.size
-            let start = values.count
-            values.append(contentsOf: repeatElement(0, count: count))
-            values.withUnsafeMutableBytes { out in
-                raw.withUnsafeBytes { input in
-                    Conversion.convert(input, from: dtype, into: UnsafeMutableRawBufferPointer(rebasing: out[(start * 8)...]), as: .float64)
-                }
-            }
-        }
-        return values
     }
 }
 
-extension IntensityStatistics {
-    /// The statistics of `values` (NaNs already removed), or nil when there are none. Reorders
-    /// `values` (the percentiles are selected in place).
-    static func of(_ values: inout [Double]) -> IntensityStatistics? {
-        guard !values.isEmpty else { return nil }
-        var minimum = values[0]
-        var maximum = values[0]
-        var sum = 0.0
-        for value in values {
-            minimum = Swift.min(minimum, value)
-            maximum = Swift.max(maximum, value)
-            sum += value
-        }
-        let mean = sum / Double(values.count)
+/// An image's statistics in one pass over its chunks: min, max, and mean and variance by
+/// Welford's method, in float64 with NaNs left out; the percentiles selected from every value
+/// (or, past `exactPercentileVoxels`, from a seeded reservoir of that many); and a seeded
+/// reservoir of `intensitySamples` values for the dataset's percentiles.
+struct RunningStatistics {
+    var voxels = 0
+    var counted = 0
+    var intensity: IntensityStatistics?
+    var sample: [Double] = []
+
+    static func of(_ source: any TensorSource, seed: String) throws(TensorError) -> RunningStatistics {
+        let dtype = source.layout.dtype
+        var result = RunningStatistics()
+        var minimum = Double.infinity
+        var maximum = -Double.infinity
+        var mean = 0.0
         var squares = 0.0
-        for value in values { squares += (value - mean) * (value - mean) }
-        let std = (squares / Double(values.count)).squareRoot()
-        let low = Selection.percentile(&values, 0.5)
-        let high = Selection.percentile(&values, 99.5)
-        return IntensityStatistics(min: minimum, max: maximum, mean: mean, std: std, percentile00_5: low, percentile99_5: high)
+        var sum = 0.0
+        var kept: [Double] = []
+        kept.reserveCapacity(min(source.layout.elementCount, FingerprintComputer.exactPercentileVoxels))
+        var random = SeededRandom(text: seed)
+        var chunkValues: [Double] = []
+        for chunk in 0..<source.chunkCount {
+            let raw = try source.readChunk(chunk)
+            let count = raw.count / dtype.size
+            chunkValues.removeAll(keepingCapacity: true)
+            chunkValues.append(contentsOf: repeatElement(0, count: count))
+            chunkValues.withUnsafeMutableBytes { out in
+                raw.withUnsafeBytes { Conversion.convert($0, from: dtype, into: out, as: .float64) }
+            }
+            result.voxels += count
+            for value in chunkValues where !value.isNaN {
+                result.counted += 1
+                minimum = Swift.min(minimum, value)
+                maximum = Swift.max(maximum, value)
+                sum += value
+                let delta = value - mean
+                mean += delta / Double(result.counted)
+                squares += delta * (value - mean)
+                reservoir(&kept, value, seen: result.counted, limit: FingerprintComputer.exactPercentileVoxels, &random)
+                reservoir(&result.sample, value, seen: result.counted, limit: FingerprintComputer.intensitySamples, &random)
+            }
+        }
+        guard result.counted > 0 else { return result }
+        // With infinities (or a sum past float64's range) NumPy's mean is the sum's (inf or NaN)
+        // and its std NaN; Welford's running values are not meaningful then.
+        let finite = sum.isFinite
+        var variance = squares / Double(result.counted)
+        if finite, kept.count == result.counted {
+            // Every value is at hand (in order): two passes, as NumPy computes them, exact to the
+            // last bits where a running variance of values far from zero is not.
+            mean = sum / Double(result.counted)
+            var deviations = 0.0
+            for value in kept { deviations += (value - mean) * (value - mean) }
+            variance = deviations / Double(result.counted)
+        }
+        result.intensity = IntensityStatistics(
+            min: minimum, max: maximum, mean: finite ? mean : sum / Double(result.counted),
+            std: finite && !variance.isNaN ? Swift.max(0, variance).squareRoot() : .nan,
+            percentile00_5: Selection.percentile(&kept, 0.5), percentile99_5: Selection.percentile(&kept, 99.5))
+        return result
+    }
+
+    /// Algorithm R: the `seen`-th value (1-based) replaces a kept one with probability limit/seen.
+    private static func reservoir(_ kept: inout [Double], _ value: Double, seen: Int, limit: Int, _ random: inout SeededRandom) {
+        if kept.count < limit {
+            kept.append(value)
+        } else {
+            let slot = random.below(seen)
+            if slot < limit { kept[slot] = value }
+        }
     }
 }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+internal import HDF5
 
 /// What a scan's fingerprint was computed from: its files' versions and the dataset's
 /// categories. A record whose key still matches is reused after a restart or a reload.
@@ -43,6 +44,18 @@ public struct ScanRecord: Codable, Sendable {
         self.intensitySample = intensitySample
         self.foreground = foreground
         self.maskShape = maskShape
+    }
+
+    /// Whether it describes a volume the sampler can read: `H x W x D` with no negative side, a
+    /// mask of that shape, foreground indices inside it, no negative count. Archived records
+    /// are checked before use: the state directory is trusted no more than a data file.
+    public var isConsistent: Bool {
+        let shape = fingerprint.shape
+        guard shape.count == 3, shape.allSatisfy({ $0 >= 0 }), let voxels = shape.checkedProduct, fingerprint.voxels == voxels,
+            maskShape.isEmpty || maskShape == shape, countedVoxels >= 0, countedVoxels <= voxels,
+            (fingerprint.channelVoxels + fingerprint.classVoxels).allSatisfy({ $0 >= 0 && $0 <= voxels })
+        else { return false }
+        return foreground.allSatisfy { $0.allSatisfy { Int($0) < voxels } } && (maskShape.isEmpty ? foreground.allSatisfy(\.isEmpty) : true)
     }
 
     enum CodingKeys: String, CodingKey {

@@ -88,14 +88,16 @@ public struct PreviewRequest: Hashable, Sendable {
         return request
     }
 
-    /// The drawing options as text (with the slice resolved by the caller): part of the cache key.
-    public func canonical(slice: Int) -> String {
+    /// The drawing options as text: part of the cache key. The default slice is `middle`, a
+    /// token no `slice=` can give (`-1` is the last slice).
+    public var canonical: String {
         let window: String
         switch self.window {
         case .auto: window = "auto"
         case .range(let low, let high): window = "\(low):\(high)"
         }
         let classes = self.classes.map { $0.map(String.init).joined(separator: ",") } ?? "all"
-        return "preview window=\(window) classes=\(classes) opacity=\(opacity) outline=\(outline) size=\(size ?? 0) axis=\(axis) slice=\(slice)"
+        return
+            "preview window=\(window) classes=\(classes) opacity=\(opacity) outline=\(outline) size=\(size ?? 0) axis=\(axis) slice=\(slice.map(String.init) ?? "middle")"
     }
 }

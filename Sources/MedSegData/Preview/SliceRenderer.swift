@@ -30,9 +30,11 @@ public enum SliceRenderer {
         var grey = [Double](repeating: 0, count: pixels)
         for pixel in 0..<pixels {
             let value = values[pixel]
-            // NaN, and a window with no width, draw black.
+            // NaN, a window with no width, and a window or value that makes the fraction NaN (an
+            // infinite bound: NumPy's NaN too) draw black.
             var level = 0.0
-            if !value.isNaN, high > low { level = (Swift.min(Swift.max((value - low) / (high - low), 0), 1) * 255).rounded(.toNearestOrEven) }
+            let fraction = (value - low) / (high - low)
+            if high > low, !fraction.isNaN { level = (Swift.min(Swift.max(fraction, 0), 1) * 255).rounded(.toNearestOrEven) }
             grey[pixel] = level
             let byte = UInt8(level)
             rgb[pixel * 3] = byte

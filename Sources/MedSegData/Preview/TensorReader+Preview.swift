@@ -20,6 +20,9 @@ extension TensorReader {
             throw TensorError(.unprocessable, "a preview draws a slice of a 3-axis volume; this image has shape \(shape)")
         }
         let pixels = shape.enumerated().filter { $0.offset != request.axis }.map(\.element).checkedProduct ?? Int.max
+        guard pixels > 0, shape[request.axis] > 0 else {
+            throw TensorError(.unprocessable, "the image has shape \(shape): no slice along axis \(request.axis) has a pixel to draw")
+        }
         guard pixels <= Self.maxPreviewPixels else {
             throw TensorError(
                 .tooLarge, "a slice of \(pixels) pixels is too large to preview (at most \(Self.maxPreviewPixels)); ask for another axis")
@@ -30,7 +33,7 @@ extension TensorReader {
     /// The slice a preview draws, read as two regions: the image (`h x w`) and, when labeled,
     /// the collated mask (`h x w x C'`), with one colour per class and the slice index used.
     public func previewSlice(
-        _ target: PreviewTarget, request: PreviewRequest
+        _ target: PreviewTarget, request: PreviewRequest, byteLimit: Int
     ) throws(TensorError) -> (image: Tensor, mask: Tensor?, colors: [[UInt8]], slice: Int, opened: [String: FileIdentity]) {
         _ = try previewPixels(target, request: request)
         let whole = try previewImage(target, options: TensorOptions())
@@ -43,6 +46,12 @@ extension TensorReader {
                 .invalidRequest, "slice \(slice) is out of range for axis \(request.axis) (length \(length); negative counts from the end)")
         }
         let classCount = (request.categories?.ids ?? entry.metadata.categoryIDs).count
+        // Drawing visits every pixel once per class.
+        let work = (shape.enumerated().filter { $0.offset != request.axis }.map(\.element) + [max(1, classCount)]).checkedProduct ?? Int.max
+        guard work <= Self.maxPreviewPixels * 16 else {
+            throw TensorError(
+                .tooLarge, "a slice of this size with \(classCount) classes is too much to draw; ask for fewer categories or another axis")
+        }
         if let bad = request.classes?.first(where: { $0 >= classCount }) {
             throw TensorError(.invalidRequest, "classes names class \(bad); there are \(classCount) (0...\(classCount - 1))")
         }
@@ -58,13 +67,15 @@ extension TensorReader {
             image = try imageSource.readAll()
         }
         var mask: Tensor?
-        if try previewIsLabeled(target) {
+        if request.classes != [], try previewIsLabeled(target) {
             let maskSource: any TensorSource
             switch target {
             case .item(let index): maskSource = try self.mask(item: index, options: options)
             case .scan(let id, let aug): maskSource = try scanMask(id, aug: aug, options: options)
             }
             defer { maskSource.close() }
+            let bytes = max(maskSource.readByteCount, maskSource.layout.byteCount)
+            guard bytes <= byteLimit else { throw Self.overLimit(bytes, byteLimit) }
             opened.merge(maskSource.openedFiles) { first, _ in first }
             mask = try maskSource.readAll()
         }
@@ -90,7 +101,7 @@ extension TensorReader {
 
     /// Each class's colour: its category's `color` (a class of `categories=` takes the colour
     /// of the category with the same id), else the palette's colour for its position.
-    func colors(for categories: CategorySelection?) -> [[UInt8]] {
+    public func colors(for categories: CategorySelection?) -> [[UInt8]] {
         let specs = entry.metadata.categories
         let ids = categories?.ids ?? specs.map(\.id)
         return ids.enumerated().map { position, id in

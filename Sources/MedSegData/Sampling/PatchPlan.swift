@@ -22,7 +22,7 @@ public struct PatchPlan: Sendable, Equatable {
             throw TensorError(.notFound, "scan '\(unknown.prefix(100))' is not in dataset '\(entry.name)'")
         }
         let wanted = request.scans.map(Set.init)
-        let volumes = records.filter { wanted?.contains($0.key.scanID) ?? true }
+        let volumes = records.filter { (wanted?.contains($0.key.scanID) ?? true) && $0.isConsistent && $0.fingerprint.shape.allSatisfy { $0 > 0 } }
             .sorted { (positions[$0.key.scanID] ?? 0, $0.key.aug) < (positions[$1.key.scanID] ?? 0, $1.key.aug) }
         guard !volumes.isEmpty else {
             throw TensorError(
@@ -30,21 +30,28 @@ public struct PatchPlan: Sendable, Equatable {
         }
         // Classes are positions in the request's categories (the dataset's by default).
         let groups = (request.options.categories?.ids ?? entry.metadata.categoryIDs).map(\.channels)
-        let classes = request.classes ?? Array(groups.indices)
+        let classes = Array(Set(request.classes ?? Array(groups.indices))).sorted()
         if let bad = classes.first(where: { $0 >= groups.count }) {
             throw TensorError(.invalidRequest, "'classes' names class \(bad); there are \(groups.count) (0...\(groups.count - 1))")
         }
+        // Per volume, the classes present (a channel of theirs has indexed voxels): worked out
+        // once, so that a draw costs the same whatever the request lists.
+        var present: [[Int]?] = Array(repeating: nil, count: volumes.count)
         var random = SeededRandom(seed: request.seed)
         // Python's round(): halves to even.
         let foregroundCount = Int((Double(request.count) * request.foregroundFraction).rounded(.toNearestOrEven))
         var plans: [PatchPlan] = []
         plans.reserveCapacity(request.count)
         for index in 0..<request.count {
-            let record = volumes[random.below(volumes.count)]
+            let position = random.below(volumes.count)
+            let record = volumes[position]
             let shape = record.fingerprint.shape
             var center: [Int]?
             if index >= request.count - foregroundCount {
-                center = foregroundVoxel(record, classes: classes, groups: groups, random: &random)
+                if present[position] == nil {
+                    present[position] = classes.filter { k in groups[k].contains { $0 < record.foreground.count && !record.foreground[$0].isEmpty } }
+                }
+                center = foregroundVoxel(record, present: present[position] ?? [], groups: groups, random: &random)
             }
             let chosen = center ?? shape.map { random.below(max($0, 1)) }
             plans.append(
@@ -56,10 +63,8 @@ public struct PatchPlan: Sendable, Equatable {
     }
 
     /// A voxel of a class present in the volume, drawn from its channels' index (a channel's
-    /// share is its share of the indexed voxels), or nil when none of `classes` is there.
-    private static func foregroundVoxel(_ record: ScanRecord, classes: [Int], groups: [[Int]], random: inout SeededRandom) -> [Int]? {
-        // A class is present where one of its channels has indexed voxels.
-        let present = classes.filter { k in groups[k].contains { $0 < record.foreground.count && !record.foreground[$0].isEmpty } }
+    /// share is its share of the indexed voxels), or nil when none of the classes is `present`.
+    private static func foregroundVoxel(_ record: ScanRecord, present: [Int], groups: [[Int]], random: inout SeededRandom) -> [Int]? {
         guard !present.isEmpty, !record.maskShape.isEmpty else { return nil }
         let channels = groups[present[random.below(present.count)]].filter { $0 < record.foreground.count }
         let total = channels.reduce(0) { $0 + record.foreground[$1].count }

@@ -24,6 +24,9 @@ extension TensorReader {
             guard held <= byteLimit else { throw Self.overLimit(held, byteLimit) }
         }
         for (n, plan) in plans.enumerated() {
+            guard plan.shape.count == 3, plan.center.count == 3 else {
+                throw TensorError(.unprocessable, "scan '\(plan.scanID)' is no H x W x D volume (shape \(plan.shape))")
+            }
             var region: [Region.Component] = []
             var offset: [Int] = []
             var inside = true
@@ -130,8 +133,18 @@ struct PatchStack {
     func allocated(empty: [UInt8]) -> PatchStack {
         var stack = self
         let voxels = count * patch.reduce(1, *)
-        stack.bytes =
-            empty.allSatisfy { $0 == 0 } ? [UInt8](repeating: 0, count: voxels * voxelBytes) : Array(repeatElement(empty, count: voxels).joined())
+        stack.bytes = [UInt8](repeating: 0, count: voxels * voxelBytes)
+        guard !empty.allSatisfy({ $0 == 0 }), voxels > 0 else { return stack }
+        // The first voxel, then doubling copies of what is filled.
+        stack.bytes.withUnsafeMutableBytes { target in
+            target.copyBytes(from: empty)
+            var filled = empty.count
+            while filled < target.count {
+                let step = min(filled, target.count - filled)
+                (target.baseAddress! + filled).copyMemory(from: target.baseAddress!, byteCount: step)
+                filled += step
+            }
+        }
         return stack
     }
 
@@ -168,6 +181,13 @@ struct PatchStack {
         }
         let block = try source.readAll()
         let extent = rank == 2 ? Array(block.shape.prefix(2)) + [1] : Array(block.shape.prefix(3))
+        // The block must fit its place: the region was clipped to the volume the plan named.
+        guard extent.count == 3, offset.count == 3, (0..<3).allSatisfy({ offset[$0] >= 0 && extent[$0] >= 0 && offset[$0] + extent[$0] <= patch[$0] })
+        else {
+            throw TensorError(
+                .unprocessable,
+                "scan '\(scan)': a patch block of shape \(block.shape) does not fit the patch \(patch); the volume changed since its fingerprint")
+        }
         let base = n * patch.reduce(1, *)
         let run = extent[2] * voxelBytes
         guard run > 0 else { return }

@@ -73,8 +73,8 @@ public enum Conversion {
     }
 
     /// IEEE round-to-nearest-even float32 to float16 bits, branch-light (F. Giesen's method):
-    /// the library's conversion is a call per element without F16C. NaNs go the library's way,
-    /// which keeps their payload as NumPy does.
+    /// the library's conversion is a call per element without F16C. NaNs go the library's way:
+    /// they stay NaN (a signalling NaN's payload may differ from NumPy's).
     @inline(__always)
     static func halfBits(_ value: Float) -> UInt16 {
         var bits = value.bitPattern

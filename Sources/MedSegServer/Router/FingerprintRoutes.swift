@@ -39,12 +39,17 @@ struct FingerprintRoutes<Context: RequestContext> {
             var body = try await request.body.collect(upTo: limits.maxBodyBytes.bytes)
             let sample = try SampleRequest.parse(body: body.readBytes(length: body.readableBytes) ?? [], maxItems: limits.maxBatchItems)
             let (_, records) = try ready(context)
-            let plans = try PatchPlan.draw(sample, entry: entry, records: records)
-            // Held against max_inflight_bytes from the read until sent: an estimate of the patches.
-            let reservation = await memory.reserve(sample.estimatedBytes)
+            // Held against max_inflight_bytes from the read until sent: the most the patches (8
+            // bytes an image voxel and a mask voxel's classes) and their archive can take.
+            let classes = (sample.options.categories?.ids ?? entry.metadata.categoryIDs).count
+            let reservation = await memory.reserve(sample.estimatedBytes(classes: classes))
             let reader = TensorReader(entry: entry)
+            // One ByteBuffer holds the sample, and its capacity is 32-bit.
+            let limit = min(limits.maxResponseBytes.bytes, Int(UInt32.max) - (1 << 20))
             let archive = try await BlockingPool.timed("sample") {
-                let arrays = try reader.patches(plans, request: sample, byteLimit: limits.maxResponseBytes.bytes)
+                // Drawing works per patch and class: on the pool, not an event loop.
+                let plans = try PatchPlan.draw(sample, entry: entry, records: records)
+                let arrays = try reader.patches(plans, request: sample, byteLimit: limit)
                 return ByteBuffer.npz(arrays, compression: sample.compression)
             }
             let headers: HTTPFields = [.contentType: ArrayEncoding.npz.mediaType, .contentLength: String(archive.readableBytes)]

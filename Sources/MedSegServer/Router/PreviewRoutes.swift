@@ -42,7 +42,9 @@ struct PreviewRoutes<Context: RequestContext> {
         let tensorRequest = TensorRequest(request, key: arrays.canonical(for: entry), limit: settings.current.maxResponseBytes, cache: cache)
         let decision = try await BlockingPool.timed("preview") { () throws -> PreviewDecision in
             // The slice is part of the key (the default one: "middle").
-            let requestKey = (tensorRequest.key ?? "") + "\n" + preview.canonical(slice: preview.slice ?? -1)
+            // The colours drawn are part of the bytes: a reload may change them.
+            let colors = reader.colors(for: preview.categories).map { $0.map(String.init).joined(separator: ",") }.joined(separator: ";")
+            let requestKey = (tensorRequest.key ?? "") + "\n" + preview.canonical + " colors=" + colors
             let key = ContentKey(request: requestKey, files: try reader.files(for: arrays))
             let etag = ETag.of(key)
             if tensorRequest.matches(etag) { return .answered(Response(status: .notModified, headers: [.eTag: etag])) }
@@ -61,7 +63,7 @@ struct PreviewRoutes<Context: RequestContext> {
         let reservation = await memory.reserve(pixels * 40)
         return try await BlockingPool.timed("preview") { () throws -> Response in
             withExtendedLifetime(reservation) {}
-            let slice = try reader.previewSlice(previewTarget, request: preview)
+            let slice = try reader.previewSlice(previewTarget, request: preview, byteLimit: tensorRequest.limit.bytes)
             let picture = SliceRenderer.render(image: slice.image, mask: slice.mask, colors: slice.colors, request: preview)
             let png = PNG.encode(rgb: picture.rgb, width: picture.width, height: picture.height)
             let opened = key.opened(slice.opened)

@@ -1,6 +1,6 @@
+import Glibc
 public import Logging
 public import MedSegData
-import Glibc
 import Metrics
 import NIOPosix
 import Synchronization
@@ -87,7 +87,7 @@ public final class FingerprintService: Sendable {
                     guard isCurrent(catalog) else { return }
                     do throws(TensorError) {
                         let key = try computer.key(scanID: scan.scanID, aug: volume.aug)
-                        if let old = reusable["\(scan.scanID)\n\(volume.aug)"], old.key == key {
+                        if let old = reusable["\(scan.scanID)\n\(volume.aug)"], old.key == key, old.isConsistent {
                             records.append(old)
                         } else {
                             records.append(try computer.compute(scanID: scan.scanID, aug: volume.aug))

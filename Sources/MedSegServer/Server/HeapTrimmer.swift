@@ -27,8 +27,9 @@ public struct HeapTrimmer: Service {
                 return
             }
             let before = ProcessMemory.now().residentBytes
-            // Runs on this task's thread (not an event loop); it takes the arenas' locks briefly.
-            malloc_trim(0)
+            // On the blocking pool: async code runs on the event loops, and a trim takes the
+            // arenas' locks and madvises every free page.
+            _ = try? await BlockingPool.run { malloc_trim(0) }
             let after = ProcessMemory.now().residentBytes
             if before - after > 16 << 20 {
                 logger.debug("heap trimmed", metadata: ["released_mib": "\((before - after) >> 20)"])

@@ -134,7 +134,7 @@ enum FuzzTarget: String, CaseIterable {
                 if let scan = entry.scans.first, let volume = scan.volumes.first,
                     let pixels = try? reader.previewPixels(.scan(id: scan.scanID, aug: volume.aug), request: PreviewRequest()), pixels <= 1 << 20
                 {
-                    if let slice = try? reader.previewSlice(.scan(id: scan.scanID, aug: volume.aug), request: PreviewRequest()) {
+                    if let slice = try? reader.previewSlice(.scan(id: scan.scanID, aug: volume.aug), request: PreviewRequest(), byteLimit: 16 << 20) {
                         let picture = SliceRenderer.render(image: slice.image, mask: slice.mask, colors: slice.colors, request: PreviewRequest())
                         _ = PNG.encode(rgb: picture.rgb, width: picture.width, height: picture.height)
                     }
