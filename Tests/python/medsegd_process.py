@@ -230,6 +230,19 @@ class MedsegdProcess:
         with open(self.log_path, "r", errors="replace") as f:
             return f.read()
 
+    def wait_fingerprints(self, timeout=120):
+        """Until every dataset's background fingerprint pass is done (its route no longer answers
+        503): tests that measure memory or CPU take their baseline after it."""
+        deadline = time.time() + timeout
+        listing = self.exchange("GET", "/v1/datasets")
+        if listing.status != 200:
+            return
+        for dataset in json.loads(listing.body)["datasets"]:
+            while self.exchange("GET", "/v1/datasets/%s/fingerprint" % dataset["name"]).status == 503:
+                if time.time() > deadline:
+                    raise AssertionError("the fingerprint of %s was not ready in %d s" % (dataset["name"], timeout))
+                time.sleep(0.05)
+
     def rss_kib(self, field="VmRSS"):
         with open("/proc/%d/status" % self.pid) as f:
             for line in f:

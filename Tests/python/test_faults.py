@@ -251,6 +251,7 @@ def test_stalled_and_slow_clients(folder):
     path = config(folder, ["v: {format: volumes-3d, scan_root: 3d}"], server="server: {idle_timeout: 1s, cache_bytes: 0}\n")
     daemon = Daemon(path)
     try:
+        daemon.wait_fingerprints()  # the background pass reads the volume once
         baseline_rss = daemon.rss_kib()
         baseline_files = daemon.open_files()
         # A connection that sends half a request and stalls is dropped after the idle timeout.

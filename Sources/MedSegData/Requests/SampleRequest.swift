@@ -60,9 +60,6 @@ public struct SampleRequest: Sendable, Equatable {
         for side in sides { patchSize.append(try integer("patch_size", 1...maxPatchSide, side)) }
         guard let countValue = given("count") else { throw TensorError(.invalidRequest, "'count' is required: how many patches") }
         let count = try integer("count", 1...Int.max, countValue)
-        guard count <= maxItems else {
-            throw TensorError(.tooLarge, "a sample may hold \(maxItems) patches (max_batch_items); this one asks for \(count)")
-        }
         let seed = try given("seed").map { (value) throws(TensorError) in UInt64(try integer("seed", 0...Int.max, value)) } ?? 0
         var fraction = 0.0
         if let value = given("foreground_fraction") {
@@ -94,6 +91,10 @@ public struct SampleRequest: Sendable, Equatable {
         var optionKeys = object
         optionKeys["region"] = nil
         let (options, compression) = try ArrayRequest.bodyOptions(optionKeys)
+        // Limits last: a body that is wrong in any way is a 400 first.
+        guard count <= maxItems else {
+            throw TensorError(.tooLarge, "a sample may hold \(maxItems) patches (max_batch_items); this one asks for \(count)")
+        }
         return SampleRequest(
             patchSize: patchSize, count: count, seed: seed, foregroundFraction: fraction, classes: classes, scans: scans, options: options,
             compression: compression)

@@ -53,13 +53,7 @@ struct FingerprintRoutes<Context: RequestContext> {
                 return ByteBuffer.npz(arrays, compression: sample.compression)
             }
             let headers: HTTPFields = [.contentType: ArrayEncoding.npz.mediaType, .contentLength: String(archive.readableBytes)]
-            return Response(
-                status: .ok, headers: headers,
-                body: ResponseBody(contentLength: archive.readableBytes) { writer in
-                    try await writer.write(archive)
-                    withExtendedLifetime(reservation) {}
-                    try await writer.finish(nil)
-                })
+            return TensorResponse.make(.complete(headers, archive), memory: memory, holding: reservation)
         }
     }
 
