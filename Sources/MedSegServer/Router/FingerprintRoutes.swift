@@ -17,7 +17,8 @@ struct FingerprintRoutes<Context: RequestContext> {
         routes.get("fingerprint") { request, context in
             let pretty = try request.query(known: ["pretty"]).pretty
             let (fingerprint, _) = try ready(context)
-            return Self.json(fingerprint, pretty: pretty)
+            // A dataset's fingerprint lists every volume: encoded on the pool, not an event loop.
+            return try await BlockingPool.run { Self.json(fingerprint, pretty: pretty) }
         }
         routes.get("scans/{scan}/fingerprint") { request, context in
             let query = try request.query(known: ["pretty", "aug"])

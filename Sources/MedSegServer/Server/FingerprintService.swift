@@ -20,6 +20,9 @@ public final class FingerprintService: Sendable {
     private struct State {
         var generation: UInt64?
         var datasets: [String: Status] = [:]
+        /// Volumes a pass has done so far, kept when a newer catalog stops it: the next pass
+        /// reuses those whose files are unchanged, so frequent reloads still make progress.
+        var partial: [String: [ScanRecord]] = [:]
     }
 
     private let state = Mutex(State())
@@ -52,7 +55,7 @@ public final class FingerprintService: Sendable {
         let previous: [String: [ScanRecord]]? = state.withLock { state in
             guard state.generation != catalog.generation else { return nil }
             state.generation = catalog.generation
-            var previous: [String: [ScanRecord]] = [:]
+            var previous = state.partial
             for (name, status) in state.datasets {
                 if case .ready(_, let records) = status { previous[name] = records }
             }
@@ -101,6 +104,7 @@ public final class FingerprintService: Sendable {
                     }
                     done.record(records.count + failed)
                     state.withLock { state in
+                        state.partial[name] = records
                         guard state.generation == catalog.generation else { return }
                         state.datasets[name] = .pending(done: records.count + failed, total: total)
                     }
@@ -110,6 +114,7 @@ public final class FingerprintService: Sendable {
             let installed = state.withLock { state in
                 guard state.generation == catalog.generation else { return false }
                 state.datasets[name] = .ready(fingerprint, records: records)
+                state.partial[name] = nil
                 return true
             }
             guard installed else { return }
