@@ -30,7 +30,7 @@ public struct FingerprintComputer: Sendable {
     public static let maxVoxels = 1 << 31
     /// Up to this many voxels a volume's percentiles are exact; past it they come from a seeded
     /// sample of this many (the values are held as float64 to select them).
-    public static let exactPercentileVoxels = 1 << 25
+    public static let exactPercentileVoxels = 1 << 23
 
     public func compute(scanID: String, aug: Int) throws(TensorError) -> ScanRecord {
         let key = try key(scanID: scanID, aug: aug)
