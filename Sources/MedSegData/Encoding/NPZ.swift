@@ -224,19 +224,32 @@ public final class NPZWriter: Sendable {
 
     /// A whole archive in memory (small archives: items, tests).
     public static func encode(_ arrays: [(name: String, tensor: Tensor)], compression: MemberCompression = .none) -> [UInt8] {
+        var bytes: [UInt8] = []
+        write(arrays, compression: compression) { bytes += $0 }
+        return bytes
+    }
+
+    /// Writes whole arrays as one archive, piece by piece in order, into `emit`; returns the
+    /// archive's length were every member stored (a capacity for the caller's buffer).
+    public static func write(
+        _ arrays: [(name: String, tensor: Tensor)], compression: MemberCompression, capacity: (Int) -> Void = { _ in },
+        into emit: (UnsafeRawBufferPointer) -> Void
+    ) {
         let writer = NPZWriter(
             members: arrays.map {
                 NPZMember(
                     name: $0.name + ".npy", npyHeader: NPY.header(for: TensorLayout(dtype: $0.tensor.dtype, shape: $0.tensor.shape)),
                     dataLength: $0.tensor.byteCount, compression: compression.method(forMember: $0.name))
             })
-        var bytes: [UInt8] = []
+        capacity(writer.storedLength)
         for (index, array) in arrays.enumerated() {
-            bytes += writer.startMember(index)
-            bytes += array.tensor.bytes.withUnsafeBytes { writer.encode($0) } ?? array.tensor.bytes
-            bytes += writer.endMember()
+            writer.startMember(index).withUnsafeBytes(emit)
+            array.tensor.bytes.withUnsafeBytes { data in
+                if let compressed = writer.encode(data) { compressed.withUnsafeBytes(emit) } else { emit(data) }
+            }
+            writer.endMember().withUnsafeBytes(emit)
         }
-        return bytes + writer.trailer()
+        writer.trailer().withUnsafeBytes(emit)
     }
 }
 

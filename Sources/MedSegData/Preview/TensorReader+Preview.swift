@@ -13,6 +13,11 @@ extension TensorReader {
     /// The pixels of the slice a preview would draw, checked against `maxPreviewPixels`; only
     /// opens the image.
     public func previewPixels(_ target: PreviewTarget, request: PreviewRequest) throws(TensorError) -> Int {
+        try previewShape(target, request: request).pixels
+    }
+
+    /// The image's shape, checked: three axes, a slice with pixels along `axis`, not too many.
+    private func previewShape(_ target: PreviewTarget, request: PreviewRequest) throws(TensorError) -> (shape: [Int], pixels: Int) {
         let whole = try previewImage(target, options: TensorOptions())
         let shape = whole.layout.shape
         whole.close()
@@ -27,7 +32,7 @@ extension TensorReader {
             throw TensorError(
                 .tooLarge, "a slice of \(pixels) pixels is too large to preview (at most \(Self.maxPreviewPixels)); ask for another axis")
         }
-        return pixels
+        return (shape, pixels)
     }
 
     /// The slice a preview draws, read as two regions: the image (`h x w`) and, when labeled,
@@ -35,10 +40,7 @@ extension TensorReader {
     public func previewSlice(
         _ target: PreviewTarget, request: PreviewRequest, byteLimit: Int
     ) throws(TensorError) -> (image: Tensor, mask: Tensor?, colors: [[UInt8]], slice: Int, opened: [String: FileIdentity]) {
-        _ = try previewPixels(target, request: request)
-        let whole = try previewImage(target, options: TensorOptions())
-        let shape = whole.layout.shape
-        whole.close()
+        let (shape, pixels) = try previewShape(target, request: request)
         let length = shape[request.axis]
         let slice = request.slice ?? length / 2
         guard (-length..<length).contains(slice) else {
@@ -47,8 +49,8 @@ extension TensorReader {
         }
         let classCount = (request.categories?.ids ?? entry.metadata.categoryIDs).count
         // Drawing visits every pixel once per class.
-        let work = (shape.enumerated().filter { $0.offset != request.axis }.map(\.element) + [max(1, classCount)]).checkedProduct ?? Int.max
-        guard work <= Self.maxPreviewPixels * 16 else {
+        let work = pixels.multipliedReportingOverflow(by: max(1, classCount))
+        guard !work.overflow, work.partialValue <= Self.maxPreviewPixels * 16 else {
             throw TensorError(
                 .tooLarge, "a slice of this size with \(classCount) classes is too much to draw; ask for fewer categories or another axis")
         }
