@@ -79,7 +79,7 @@ public struct PreviewRequest: Hashable, Sendable {
             request.opacity = opacity
         }
         if let outline = query["outline"] {
-            guard ["0", "1", "true", "false"].contains(outline) else { throw TensorError(.invalidRequest, "outline must be 0 or 1") }
+            guard ["0", "1", "true", "false"].contains(outline) else { throw TensorError(.invalidRequest, "outline must be 0, 1, true or false") }
             request.outline = outline == "1" || outline == "true"
         }
         request.size = try integer("size", 1...maxSize)
