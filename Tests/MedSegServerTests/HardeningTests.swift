@@ -95,13 +95,13 @@ struct HardeningTests {
         let folder = TemporaryDirectory()
         folder.write("a", "one")
         let path = folder.path + "/a"
-        let key = ContentKey(request: "r", files: [path, folder.path + "/missing"])
+        let key = ContentKey(request: "r", files: [path, folder.path + "/missing"], roots: DataRoots([folder.path]))
         #expect(key.opened([:]) == key)
         #expect(key.opened([path: try #require(FileIdentity.of(path))]) == key)
         folder.write("a", "a longer second version")
         let replaced = try #require(FileIdentity.of(path))
         let opened = key.opened([path: replaced])
-        #expect(opened != key && opened == ContentKey(request: "r", files: [path, folder.path + "/missing"]))
+        #expect(opened != key && opened == ContentKey(request: "r", files: [path, folder.path + "/missing"], roots: DataRoots([folder.path])))
         #expect(ETag.of(opened) != ETag.of(key) && ETag.of(key).count == 34)
         let options = TensorOptions()
         #expect(options.canonical(defaultCategories: [.single(0), .collated([1, 2])]) != options.canonical(defaultCategories: [.single(3)]))
@@ -110,16 +110,36 @@ struct HardeningTests {
     @Test("response memory: a reservation past the budget waits until bytes are given back, first come first served")
     func responseMemory() async throws {
         let memory = ResponseMemory(budget: 100)
-        var first: ResponseMemory.Reservation? = await memory.reserve(70)
+        var first: ResponseMemory.Reservation? = try await memory.reserve(70)
         #expect(memory.held == 70)
-        let waiting = Task { await memory.reserve(50).bytes }
+        let waiting = Task { try await memory.reserve(50).bytes }
         try await Task.sleep(for: .milliseconds(50))
         #expect(memory.held == 70, "the second reservation waits")
         first = nil
-        #expect(await waiting.value == 50)
+        #expect(try await waiting.value == 50)
         try await Task.sleep(for: .milliseconds(10))
         #expect(memory.held == 0, "every reservation is given back when it goes")
-        #expect(await memory.reserve(1000).bytes == 100, "a body larger than the budget takes all of it")
+        #expect(try await memory.reserve(1000).bytes == 100, "a body larger than the budget takes all of it")
+        _ = first
+    }
+
+    @Test("response memory: a cancelled wait leaves the queue at once, and those behind it go on")
+    func responseMemoryCancellation() async throws {
+        let memory = ResponseMemory(budget: 100)
+        var first: ResponseMemory.Reservation? = try await memory.reserve(60)
+        // A large request waits at the head of the queue; a small one waits behind it.
+        let large = Task { try await memory.reserve(100) }
+        try await Task.sleep(for: .milliseconds(50))
+        let small = Task { try await memory.reserve(30).bytes }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(memory.held == 60, "both wait: the small one may not overtake the large one")
+        large.cancel()
+        let outcome = await large.result
+        #expect(throws: CancellationError.self) { try outcome.get() }
+        #expect(try await small.value == 30, "the small one goes once the large one left the queue")
+        first = nil
+        try await Task.sleep(for: .milliseconds(10))
+        #expect(memory.held == 0, "the cancelled wait holds nothing")
         _ = first
     }
 }

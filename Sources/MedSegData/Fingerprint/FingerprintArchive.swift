@@ -11,9 +11,9 @@ public struct FingerprintArchive: Sendable {
         directory = stateDirectory + "/fingerprints"
     }
 
-    /// Version 2: intensity samples in float64 (version 1 files are recomputed).
+    /// Version 3: keys name where each volume's arrays live (earlier files are recomputed).
     struct Contents: Codable {
-        var version = 2
+        var version = 3
         var dataset: String
         var records: [ScanRecord]
     }
@@ -30,7 +30,7 @@ public struct FingerprintArchive: Sendable {
     /// The records saved for `dataset` (none when there is no file or it cannot be read).
     public func load(_ dataset: String) -> [ScanRecord] {
         guard let data = FileManager.default.contents(atPath: path(of: dataset)),
-            let contents = try? Self.decoder.decode(Contents.self, from: data), contents.version == 2, contents.dataset == dataset
+            let contents = try? Self.decoder.decode(Contents.self, from: data), contents.version == 3, contents.dataset == dataset
         else { return [] }
         return contents.records
     }

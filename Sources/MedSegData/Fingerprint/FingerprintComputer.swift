@@ -23,7 +23,8 @@ public struct FingerprintComputer: Sendable {
         let files = try reader.files(ofScan: scanID, aug: aug).map { path in
             "\(path) \(FileIdentity.of(path).map(String.init(describing:)) ?? "missing")"
         }
-        return ScanKey(scanID: scanID, aug: aug, files: files, categories: selection.description)
+        let storage = reader.storageDescription(items: try reader.volume(scan: scanID, aug: aug).items)
+        return ScanKey(scanID: scanID, aug: aug, storage: storage, files: files, categories: selection.description)
     }
 
     /// Volumes with more voxels are skipped (a sparse file can declare terabytes that read as zeros).

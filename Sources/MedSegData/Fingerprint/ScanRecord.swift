@@ -1,18 +1,23 @@
 import FoundationEssentials
 internal import HDF5
 
-/// What a scan's fingerprint was computed from: its files' versions and the dataset's
-/// categories. A record whose key still matches is reused after a restart or a reload.
+/// What a scan's fingerprint was computed from: where its arrays live (format, files, groups),
+/// its files' versions and the dataset's categories. A record whose key still matches is reused
+/// after a restart or a reload, and sampling checks it again against the files it reads.
 public struct ScanKey: Codable, Sendable, Equatable {
     public var scanID: String
     public var aug: Int
+    /// `TensorReader.storageDescription` of the volume's items: a manifest edit that points a
+    /// scan at another group of the same file changes it.
+    public var storage: String
     /// `path identity` of every file read, in order.
     public var files: [String]
     public var categories: String
 
-    public init(scanID: String, aug: Int, files: [String], categories: String) {
+    public init(scanID: String, aug: Int, storage: String, files: [String], categories: String) {
         self.scanID = scanID
         self.aug = aug
+        self.storage = storage
         self.files = files
         self.categories = categories
     }

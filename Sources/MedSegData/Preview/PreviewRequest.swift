@@ -64,15 +64,21 @@ public struct PreviewRequest: Hashable, Sendable {
             throw TensorError(.invalidRequest, "background must be none, first or last, not '\(background.prefix(40))'")
         }
         if let text = query["classes"] {
-            var classes: [Int] = []
+            // A set: each class is drawn once however often it is listed (drawing costs a pass
+            // over the slice per class), in class order, so `0,0` and `0` share a cache key.
+            var classes = Set<Int>()
             // Empty (or `none`): no class drawn.
-            for part in text.split(separator: ",", omittingEmptySubsequences: false) where !(text.isEmpty || text == "none") {
+            let parts = text.isEmpty || text == "none" ? [] : text.split(separator: ",", omittingEmptySubsequences: false)
+            guard parts.count <= CategorySelection.maxCategories else {
+                throw TensorError(.invalidRequest, "classes lists \(parts.count) positions; at most \(CategorySelection.maxCategories)")
+            }
+            for part in parts {
                 guard let value = Int(part), (0..<CategorySelection.maxCategories).contains(value) else {
                     throw TensorError(.invalidRequest, "classes lists class positions separated by commas (e.g. 0,2), not '\(text.prefix(40))'")
                 }
-                classes.append(value)
+                classes.insert(value)
             }
-            request.classes = classes
+            request.classes = classes.sorted()
         }
         if let opacity = try number("opacity") {
             guard (0...1).contains(opacity) else { throw TensorError(.invalidRequest, "opacity must be from 0 to 1") }

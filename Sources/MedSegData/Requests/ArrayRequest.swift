@@ -57,6 +57,15 @@ public struct ArrayRequest: Hashable, Sendable {
         return options
     }
 
+    /// The items the target reads (those of a scan's volume; none for an unknown scan).
+    private func items(in entry: CatalogEntry) -> [Int] {
+        switch target {
+        case .item(let index): [index]
+        case .scan(let id, let aug): entry.scan(id)?.volumes.first { $0.aug == aug }?.items ?? []
+        case .batch(let indices): indices
+        }
+    }
+
     /// Everything the bytes depend on besides the files: dataset and its format, target, arrays,
     /// options with the dataset's default categories resolved, encoding. Batches (POST) are not
     /// cached, so they have none.
@@ -69,22 +78,7 @@ public struct ArrayRequest: Hashable, Sendable {
         }
         let options = self.options.canonical(defaultCategories: entry.metadata.categoryIDs)
         return
-            "\(kind)\n\(entry.name)\n\(entry.format.rawValue)\n\(target)\n\(storage(in: entry))\n\(options)\n\(encoding.rawValue) compression=\(compression.rawValue)"
-    }
-
-    /// Where the target's arrays live, as its dicts say (a group inside a single file is not a
-    /// file of its own, so file identities alone would not tell two groups apart).
-    private func storage(in entry: CatalogEntry) -> String {
-        let items: [Int]
-        switch target {
-        case .item(let index): items = [index]
-        case .scan(let id, let aug): items = entry.scan(id)?.volumes.first { $0.aug == aug }?.items ?? []
-        case .batch(let indices): items = indices
-        }
-        return items.filter { entry.dicts.indices.contains($0) }.map { index in
-            let dict = entry.dicts[index]
-            return [dict.fileName, dict.semSegFile ?? "-", dict.singlefilePath ?? "-"].map(\.debugDescription).joined(separator: " ")
-        }.joined(separator: ";")
+            "\(kind)\n\(entry.name)\n\(entry.format.rawValue)\n\(target)\n\(TensorReader(entry: entry).storageDescription(items: items(in: entry)))\n\(options)\n\(encoding.rawValue) compression=\(compression.rawValue)"
     }
 }
 

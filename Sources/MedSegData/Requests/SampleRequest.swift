@@ -23,13 +23,6 @@ public struct SampleRequest: Sendable, Equatable {
     /// The longest patch side, so that a patch alone cannot ask for unbounded bytes.
     public static let maxPatchSide = 4096
 
-    /// The most bytes the sample can hold while it is built and sent, given its class count:
-    /// 8 bytes an image voxel, 8 per class and background channel of a mask voxel, twice (the
-    /// patches and their archive). What it reserves of `max_inflight_bytes`.
-    public func estimatedBytes(classes: Int) -> Int {
-        (patchSize + [count, 8 * (2 + classes), 2]).checkedProduct ?? Int.max
-    }
-
     public static func parse(body bytes: [UInt8], maxItems: Int) throws(TensorError) -> SampleRequest {
         let value: JSONValue
         do {

@@ -7,13 +7,14 @@ extension TensorReader {
     /// N x patch labels; absent when a volume is unlabeled), `scan_index`, `aug` (N), `center`
     /// (N x 3) and `foreground` (N). Padding: image 0; mask as if nothing were labelled there
     /// (the background channel 1, labels the "none" index). Sizes count against `byteLimit`.
-    public func patches(_ plans: [PatchPlan], request: SampleRequest, byteLimit: Int) throws(TensorError) -> [(name: String, tensor: Tensor)] {
+    /// `expected` (from `checkFingerprints`): the file versions the plans were drawn from; a
+    /// patch read from another version throws `StaleFingerprint`.
+    public func patches(
+        _ plans: [PatchPlan], request: SampleRequest, expected: [String: String], byteLimit: Int
+    ) throws -> [(name: String, tensor: Tensor)] {
         let patch = request.patchSize + (request.patchSize.count == 2 ? [1] : [])
         let rank = request.patchSize.count
-        var labeled = true
-        for plan in plans {
-            for index in try volume(scan: plan.scanID, aug: plan.aug).items where try !isLabeled(index) { labeled = false }
-        }
+        let labeled = try samplesAreLabeled(plans)
         var image: PatchStack?
         var mask: PatchStack?
         // Bytes held: both stacks whole (counted when made, before they are allocated) and each
@@ -23,33 +24,25 @@ extension TensorReader {
             held = held.addingSaturating(bytes)
             guard held <= byteLimit else { throw Self.overLimit(held, byteLimit) }
         }
+        // The largest read of one patch (its buffers go before the next patch is read).
+        var largestRead = 0
+        func read(_ bytes: Int) throws(TensorError) {
+            guard bytes > largestRead else { return }
+            try count(bytes - largestRead)
+            largestRead = bytes
+        }
         for (n, plan) in plans.enumerated() {
-            guard plan.shape.count == 3, plan.center.count == 3 else {
-                throw TensorError(.unprocessable, "scan '\(plan.scanID)' is no H x W x D volume (shape \(plan.shape))")
-            }
-            var region: [Region.Component] = []
-            var offset: [Int] = []
-            var inside = true
-            for axis in 0..<3 {
-                let start = plan.center[axis] - patch[axis] / 2
-                let low = max(0, start)
-                let high = min(plan.shape[axis], start + patch[axis])
-                offset.append(low - start)
-                inside = inside && low == start && high == start + patch[axis]
-                // A 2D patch takes its centre's slice (an index drops the axis).
-                region.append(rank == 2 && axis == 2 ? .index(plan.center[2]) : .slice(start: low, stop: high, step: nil))
-            }
-            var options = request.options
-            options.region = Region(region)
+            let (options, offset, inside) = try patchRegion(plan, request: request)
             let imageSource = try scanImage(plan.scanID, aug: plan.aug, options: options)
             do {
                 defer { imageSource.close() }
+                try checkOpened(imageSource, expected: expected, plan: plan)
                 if image == nil {
                     let stack = PatchStack(count: plans.count, patch: patch, dtype: imageSource.layout.dtype, channels: nil)
                     try count(stack.byteCount)
                     image = stack.allocated(empty: [])
                 }
-                try count(imageSource.readByteCount)
+                try read(imageSource.readByteCount.addingSaturating(imageSource.layout.byteCount))
                 try image!.fill(n, from: imageSource, offset: offset, whole: inside, rank: rank, scan: plan.scanID)
             }
             guard labeled else { continue }
@@ -57,6 +50,7 @@ extension TensorReader {
             maskOptions.dtype = nil
             let maskSource = try scanMask(plan.scanID, aug: plan.aug, options: maskOptions)
             defer { maskSource.close() }
+            try checkOpened(maskSource, expected: expected, plan: plan)
             if mask == nil {
                 let channels = request.options.maskFormat == .labels ? nil : maskSource.layout.shape.last
                 let stack = PatchStack(count: plans.count, patch: patch, dtype: maskSource.layout.dtype, channels: channels)
@@ -65,7 +59,7 @@ extension TensorReader {
                     empty: emptyVoxel(
                         dtype: maskSource.layout.dtype, channels: channels, background: request.options.background, classes: classCount(request)))
             }
-            try count(maskSource.readByteCount)
+            try read(maskSource.readByteCount.addingSaturating(maskSource.layout.byteCount))
             try mask!.fill(n, from: maskSource, offset: offset, whole: inside, rank: rank, scan: plan.scanID)
         }
         let shape = request.patchSize
@@ -77,6 +71,30 @@ extension TensorReader {
         arrays.append(("center", Self.int64([plans.count, 3], plans.flatMap(\.center))))
         arrays.append(("foreground", Tensor(dtype: .bool, shape: [plans.count], bytes: plans.map { $0.foreground ? 1 : 0 })))
         return arrays
+    }
+
+    /// The region of `plan`'s volume its patch covers (clipped to the volume), where that lands
+    /// in the patch, and whether the patch lies wholly inside the volume.
+    func patchRegion(_ plan: PatchPlan, request: SampleRequest) throws(TensorError) -> (options: TensorOptions, offset: [Int], inside: Bool) {
+        guard plan.shape.count == 3, plan.center.count == 3 else {
+            throw TensorError(.unprocessable, "scan '\(plan.scanID)' is no H x W x D volume (shape \(plan.shape))")
+        }
+        let patch = request.patchSize + (request.patchSize.count == 2 ? [1] : [])
+        var region: [Region.Component] = []
+        var offset: [Int] = []
+        var inside = true
+        for axis in 0..<3 {
+            let start = plan.center[axis] - patch[axis] / 2
+            let low = max(0, start)
+            let high = min(plan.shape[axis], start + patch[axis])
+            offset.append(low - start)
+            inside = inside && low == start && high == start + patch[axis]
+            // A 2D patch takes its centre's slice (an index drops the axis).
+            region.append(request.patchSize.count == 2 && axis == 2 ? .index(plan.center[2]) : .slice(start: low, stop: high, step: nil))
+        }
+        var options = request.options
+        options.region = Region(region)
+        return (options, offset, inside)
     }
 
     private func classCount(_ request: SampleRequest) -> Int {

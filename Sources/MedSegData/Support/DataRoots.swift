@@ -5,13 +5,29 @@ import Glibc
 /// checked again through its open descriptor (`/proc/self/fd`), so a link swapped in between
 /// cannot lead a read outside: a symlink in a data folder, or a manifest path that later becomes
 /// one, never serves another file.
-public struct DataRoots: Sendable, Equatable {
+public struct DataRoots: Sendable, Hashable {
     public let paths: [String]
+    /// The locations as configured (normalized, links not resolved): what file names in the
+    /// catalog start with.
+    public let locations: [String]
 
     /// `locations` as configured; each is resolved now (a missing one is kept as written, so that
     /// nothing under it resolves inside until it exists).
     public init(_ locations: [String]) {
+        self.locations = locations.map(Paths.normalize)
         paths = locations.map { Paths.realPath($0) ?? Paths.normalize($0) }
+    }
+
+    /// `path` as replicas with the same configuration over copies of the same files name it:
+    /// relative to the root it lies in (`#1/train/x.im`: the second root), whatever folder each
+    /// replica mounts the data at. A path outside every root keeps its base name only.
+    public func shareableName(of path: String) -> String {
+        for (index, root) in locations.enumerated() {
+            if path == root { return "#\(index)" }
+            if root == "/" && path.hasPrefix("/") { return "#\(index)\(path)" }
+            if path.hasPrefix(root + "/") { return "#\(index)" + path.dropFirst(root.count) }
+        }
+        return "?" + Paths.fileName(of: path)
     }
 
     /// Whether the file at `path`, links followed, lies inside the roots. A path that does not

@@ -37,6 +37,13 @@ public struct FileIdentity: Hashable, Sendable, CustomStringConvertible {
         changedNanoseconds = Int(info.st_ctim.tv_nsec)
     }
 
+    /// What copies of the file on other machines share with this one (`cp -p` and `rsync -a`
+    /// keep both): size and modification time, as nginx's ETags use them. Device, inode and
+    /// change time differ between copies.
+    public var shareableDescription: String {
+        "\(size):\(modifiedSeconds).\(modifiedNanoseconds)"
+    }
+
     public var description: String {
         "\(device):\(inode):\(size):\(modifiedSeconds).\(modifiedNanoseconds):\(changedSeconds).\(changedNanoseconds)"
     }

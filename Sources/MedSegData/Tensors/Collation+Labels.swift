@@ -58,6 +58,7 @@ extension Collation {
                 if exact { return nil }
                 target.initializeMemory(as: UInt8.self, repeating: 0, count: pixels * size)
             }
+            let isBool = dtype.kind == .bool
             for (k, group) in groups.enumerated() {
                 if group.count == 1 {
                     let from = source + group[0]
@@ -68,9 +69,11 @@ extension Collation {
                 }
                 for pixel in 0..<pixels {
                     var value: UInt8 = 0
-                    for channel in group {
-                        let element = source[pixel * channels + channel]
-                        value &+= element
+                    // Bool: logical or (a byte sum of 256 set channels wraps to 0).
+                    if isBool {
+                        for channel in group { value |= source[pixel * channels + channel] }
+                    } else {
+                        for channel in group { value &+= source[pixel * channels + channel] }
                     }
                     if value != 0, let overlap = mark(pixel, k) { return overlap }
                 }

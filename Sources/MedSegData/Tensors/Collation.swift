@@ -67,8 +67,13 @@ public enum Collation {
         var any: UInt8 = 0
         for (k, group) in groups.enumerated() {
             var sum: UInt8 = 0
-            for channel in group { sum &+= from[channel] }
-            if isBool { sum = sum == 0 ? 0 : 1 }
+            // Bool: logical or (a byte sum of 256 set channels wraps to 0).
+            if isBool {
+                for channel in group { sum |= from[channel] }
+                sum = sum == 0 ? 0 : 1
+            } else {
+                for channel in group { sum &+= from[channel] }
+            }
             to[k + offset] = sum
             any |= sum
         }
@@ -111,6 +116,14 @@ public enum Collation {
         for (k, group) in groups.enumerated() {
             let to = target + k + offset
             switch group.count {
+            case _ where isBool:
+                // Logical or: a byte sum of 256 set channels would wrap to 0 (False).
+                let from = source + group[0]
+                for pixel in 0..<pixels { to[pixel * width] = from[pixel * stride] }
+                for channel in group.dropFirst() {
+                    let more = source + channel
+                    for pixel in 0..<pixels { to[pixel * width] |= more[pixel * stride] }
+                }
             case 1:
                 let from = source + group[0]
                 for pixel in 0..<pixels { to[pixel * width] = from[pixel * stride] }

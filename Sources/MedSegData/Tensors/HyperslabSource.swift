@@ -12,12 +12,9 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
     let layout: TensorLayout
     private var dataset: (any ArrayStore)?
     private let slab: Hyperslab
-    private let keptAxes: [Bool]
     private let transform: Transform
     private let chunking: RowChunking
     private let storedDType: DType
-    /// The output's spatial shape (masks: without the channel axis), to name a pixel.
-    private let spatialShape: [Int]
 
     /// `region` must already be resolved against the dataset's shape (for masks: including the
     /// whole channel axis).
@@ -25,20 +22,17 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
         self.dataset = dataset
         self.openedFiles = [dataset.file: dataset.identity]
         self.slab = region.hyperslab
-        self.keptAxes = region.keptAxes
         self.transform = transform
         self.storedDType = dataset.dtype
         let isMask: Bool
         switch transform {
         case .none:
             layout = TensorLayout(dtype: dataset.dtype, shape: region.shape)
-            spatialShape = region.shape
             isMask = false
         case .mask(let mask, let squeezeAxis):
             var spatial = Array(region.shape.dropLast())
             if let axis = squeezeAxis, axis < spatial.count, spatial[axis] == 1 { spatial.remove(at: axis) }
             layout = TensorLayout(dtype: mask.outputDType(stored: dataset.dtype), shape: mask.outputShape(spatial: spatial))
-            spatialShape = spatial
             isMask = true
         }
         // Masks are never split along their channel axis: collation needs every channel of a pixel.
@@ -66,13 +60,16 @@ final class HyperslabSource: TensorSource, @unchecked Sendable {
             // Dropped and squeezed axes have one element: the pixels are the same either way,
             // and the chunk's first pixel is its first row's in the output.
             let raw = try dataset.readBytes(sub)
-            let spatialShape = spatialShape
-            let firstPixel = spatialShape.reduce(1, *) / chunking.rows * chunking.rowRange(index).lowerBound
             var failure: TensorError?
             raw.withUnsafeBytes { input in
                 do throws(TensorError) {
                     try mask.apply(input, dtype: dataset.dtype, channels: sub.count.last ?? 1, into: buffer) { pixel in
-                        spatialShape.unravel(firstPixel + pixel)
+                        // Named in the stored array, as the item's array has it (not the region's).
+                        let spatial = sub.rank - 1
+                        let position = Array(sub.count.prefix(spatial)).unravel(pixel).enumerated().map { axis, i in
+                            sub.start[axis] + i * sub.stride[axis]
+                        }
+                        return Array(position.prefix(mask.positionRank ?? spatial))
                     }
                 } catch {
                     failure = error

@@ -9,12 +9,16 @@ public struct MaskTransform: Sendable {
     public var format: MaskFormat
     /// What the mask is, for errors found while reading (an overlap): `item 3 (x.seg)`.
     public var subject: String
+    /// How many leading stored axes name a pixel of the item's array in errors: 2 for 2D slices
+    /// (their stored singleton axis is not part of the item's `H x W x C'`), nil for all.
+    public var positionRank: Int?
 
-    public init(selection: CategorySelection, background: BackgroundChannel, format: MaskFormat, subject: String) {
+    public init(selection: CategorySelection, background: BackgroundChannel, format: MaskFormat, subject: String, positionRank: Int? = nil) {
         self.selection = selection
         self.background = background
         self.format = format
         self.subject = subject
+        self.positionRank = positionRank
     }
 
     public var classCount: Int { selection.ids.count }
@@ -23,6 +27,28 @@ public struct MaskTransform: Sendable {
     public var outputChannels: Int? {
         format == .labels ? nil : classCount + (background == .none ? 0 : 1)
     }
+
+    /// Stored elements visited per pixel: every channel a class lists, for each class listing it.
+    var workPerPixel: Int {
+        selection.ids.reduce(0) { $0.addingSaturating($1.channels.count) }
+    }
+
+    /// Refuses a collation whose work is out of proportion to the bytes read and sent: a class
+    /// list may repeat one large group many times (1,000 copies of a 1,000-channel group is a
+    /// million additions per pixel for one label byte). Up to 4 visits per element read or
+    /// written pass, as do small selections.
+    public func checkWork(pixels: Int, storedChannels: Int) throws(TensorError) {
+        let (work, overflow) = pixels.multipliedReportingOverflow(by: workPerPixel)
+        let proportional = 4 * (storedChannels + (outputChannels ?? 1))
+        guard overflow || (work > Self.freeWork && workPerPixel > proportional) else { return }
+        throw TensorError(
+            .tooLarge,
+            "\(subject): categories list \(workPerPixel) stored channels in all (over \(classCount) classes) for a mask of \(storedChannels) channels: too much work per pixel (at most \(proportional) here); list each class once"
+        )
+    }
+
+    /// Work (element visits) any selection may take, whatever its proportion.
+    static let freeWork = 1 << 24
 
     /// Channels keep the stored dtype; labels take the smallest unsigned type for `classCount + 1` values.
     public func outputDType(stored: DType) -> DType {
@@ -36,8 +62,8 @@ public struct MaskTransform: Sendable {
     }
 
     /// Transforms `pixels x channels` stored elements into `out`, writing every byte of it.
-    /// `origin` and `shape` place the buffer's first pixel in the response array, to name an
-    /// overlapping pixel: `coordinates(pixel)` gives its position.
+    /// `coordinates(pixel)` gives a pixel's position in the item's or scan's whole array (not in
+    /// the region or patch read), to name an overlapping pixel.
     public func apply(
         _ input: UnsafeRawBufferPointer, dtype: DType, channels: Int, into out: UnsafeMutableRawBufferPointer,
         coordinates: (Int) -> [Int]

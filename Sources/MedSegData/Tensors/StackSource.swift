@@ -8,7 +8,6 @@ final class StackSource: TensorSource, @unchecked Sendable {
     private var slices: [any ArrayStore]
     /// Region over `[H, W, D]`.
     private let slab: Hyperslab
-    private let keptAxes: [Bool]
     private let mask: MaskTransform?
     private let chunking: RowChunking
     private let storedChannels: Int
@@ -22,7 +21,6 @@ final class StackSource: TensorSource, @unchecked Sendable {
         self.slices = slices
         self.openedFiles = Dictionary(slices.map { ($0.file, $0.identity) }, uniquingKeysWith: { first, _ in first })
         self.slab = region.hyperslab
-        self.keptAxes = region.keptAxes
         self.mask = mask
         let dtype = slices[0].dtype
         storedDType = dtype
@@ -51,7 +49,6 @@ final class StackSource: TensorSource, @unchecked Sendable {
     func readChunk(_ index: Int, into output: UnsafeMutableRawBufferPointer) throws(TensorError) {
         let sub = chunking.subslab(slab, chunk: index)
         let (rows, columns, depth) = (sub.count[0], sub.count[1], sub.count[2])
-        let firstRow = chunking.axis == nil ? 0 : chunking.rowRange(index).lowerBound
         let elementBytes = elementBytes
         for j in 0..<depth {
             let sliceIndex = sub.start[2] + j * sub.stride[2]
@@ -68,15 +65,13 @@ final class StackSource: TensorSource, @unchecked Sendable {
             var values = try dataset.readBytes(Hyperslab(start: start, count: count, stride: stride))
             if let mask {
                 let band = values
-                let keptAxes = keptAxes
                 var failure: TensorError?
                 values = [UInt8](unsafeUninitializedCapacity: rows * columns * elementBytes) { out, initialized in
                     band.withUnsafeBytes { input in
                         do throws(TensorError) {
                             try mask.apply(input, dtype: dataset.dtype, channels: storedChannels, into: UnsafeMutableRawBufferPointer(out)) { pixel in
-                                // Its place in the response: row, column, slice, minus the dropped axes.
-                                let position = [firstRow + pixel / columns, pixel % columns, j]
-                                return position.indices.filter { keptAxes[$0] }.map { position[$0] }
+                                // Its place in the scan's H x W x D array (not the region's).
+                                [sub.start[0] + pixel / columns * sub.stride[0], sub.start[1] + pixel % columns * sub.stride[1], sliceIndex]
                             }
                         } catch {
                             failure = error

@@ -75,7 +75,9 @@ public struct TensorReader: Sendable {
             squeezeAxis = region.keptAxes[..<2].filter { $0 }.count
         }
         let transform = MaskTransform(
-            selection: selection, background: options.background, format: options.maskFormat, subject: describe(index, maskFile))
+            selection: selection, background: options.background, format: options.maskFormat, subject: describe(index, maskFile),
+            positionRank: storage.isSlice ? 2 : nil)
+        try transform.checkWork(pixels: region.hyperslab.elementCount, storedChannels: channels)
         return HyperslabSource(
             dataset: dataset, region: region.appendingWholeAxis(length: channels), transform: .mask(transform, squeezeAxis: squeezeAxis))
     }
@@ -124,6 +126,7 @@ public struct TensorReader: Sendable {
         let region = try resolve(options.region, for: [shape[0], shape[1], datasets.count])
         let transform = MaskTransform(
             selection: selection, background: options.background, format: options.maskFormat, subject: "the masks of scan '\(scanID)' (aug \(aug))")
+        try transform.checkWork(pixels: region.hyperslab.elementCount, storedChannels: shape[3])
         return StackSource(slices: datasets, region: region, mask: transform)
     }
 

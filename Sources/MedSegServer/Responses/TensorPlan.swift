@@ -30,7 +30,7 @@ enum TensorPlan: Sendable {
         var key: ContentKey?
         if let requestKey = request.key {
             // A 304 or a cached body is decided before any file is opened.
-            let tagged = ContentKey(request: requestKey, files: try files())
+            let tagged = ContentKey(request: requestKey, files: try files(), roots: request.roots)
             let etag = ETag.of(tagged)
             if request.matches(etag) { return .notModified(etag: etag) }
             if let hit = request.cache.get(tagged.text) {

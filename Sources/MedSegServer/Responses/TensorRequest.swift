@@ -7,13 +7,16 @@ struct TensorRequest: Sendable {
     /// `ArrayRequest.canonical`: with the files' identities it keys the cache and makes the ETag.
     /// Nil for responses that are not cached (batches).
     var key: String?
+    /// The dataset's roots: files in the ETag are named relative to them.
+    var roots: DataRoots
     var ifNoneMatch: String?
     var isHead: Bool
     var limit: ByteSize
     var cache: ResponseCache
 
-    init(_ request: Request, key: String?, limit: ByteSize, cache: ResponseCache) {
+    init(_ request: Request, key: String?, roots: DataRoots, limit: ByteSize, cache: ResponseCache) {
         self.key = key
+        self.roots = roots
         self.ifNoneMatch = request.headers[.ifNoneMatch]
         self.isHead = request.method == .head
         self.limit = limit

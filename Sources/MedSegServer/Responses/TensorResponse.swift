@@ -80,7 +80,7 @@ enum TensorResponse {
             next += 1
             return Task {
                 // Each chunk holds its bytes against max_inflight_bytes until it has been written.
-                let reservation = await memory.reserve(step.byteEstimate)
+                let reservation = try await memory.reserve(step.byteEstimate)
                 let buffer = try await BlockingPool.run { try step.produce() }
                 return (buffer, reservation)
             }

@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import MedSegData
+import NIOCore
 
 /// The array routes: each maps its path and query (or body) to an `ArrayRequest`; everything
 /// else (files, arrays, cache, ETag, encoding) follows from that one value.
@@ -38,7 +39,7 @@ struct ArrayRoutes<Context: RequestContext> {
                 body: body.readBytes(length: body.readableBytes) ?? [], maxItems: settings.maxBatchItems)
             let arrayRequest = ArrayRequest(
                 dataset: entry.name, target: .batch(indices), arrays: .pair, options: options, encoding: encoding, compression: compression)
-            return try await respond(request, arrayRequest, entry: entry)
+            return try await respond(request, arrayRequest, entry: entry, channel: context.clientChannel)
         }
     }
 
@@ -56,14 +57,14 @@ struct ArrayRoutes<Context: RequestContext> {
         return try await respond(
             request,
             ArrayRequest(dataset: entry.name, target: target, arrays: arrays, options: options, encoding: encoding, compression: compression),
-            entry: entry)
+            entry: entry, channel: context.clientChannel)
     }
 
     /// Any array request, decided in one trip to the blocking pool (TensorPlan) and sent.
-    private func respond(_ request: Request, _ arrayRequest: ArrayRequest, entry: CatalogEntry) async throws -> Response {
+    private func respond(_ request: Request, _ arrayRequest: ArrayRequest, entry: CatalogEntry, channel: (any Channel)?) async throws -> Response {
         let reader = TensorReader(entry: entry)
         let limit = settings.current.maxResponseBytes
-        let tensorRequest = TensorRequest(request, key: arrayRequest.canonical(for: entry), limit: limit, cache: cache)
+        let tensorRequest = TensorRequest(request, key: arrayRequest.canonical(for: entry), roots: entry.roots, limit: limit, cache: cache)
         let memory = memory
         let (first, held) = try await BlockingPool.timed(arrayRequest.kind) { () throws -> (TensorPlan, ResponseMemory.Reservation?) in
             let plan = try TensorPlan.make(tensorRequest, encoding: arrayRequest.encoding, compression: arrayRequest.compression) {
@@ -77,7 +78,7 @@ struct ArrayRoutes<Context: RequestContext> {
         }
         guard case .unbuilt(let pending) = first else { return TensorResponse.make(first, memory: memory, holding: held) }
         // The body is read only when max_inflight_bytes has room for it, and holds that room until sent.
-        let reservation = await memory.reserve(pending.length)
+        let reservation = try await memory.reserve(pending.length, for: channel)
         let plan = try await BlockingPool.timed(arrayRequest.kind) { try pending.build() }
         return TensorResponse.make(plan, memory: memory, holding: reservation)
     }

@@ -40,21 +40,41 @@ struct FingerprintRoutes<Context: RequestContext> {
             var body = try await request.body.collect(upTo: limits.maxBodyBytes.bytes)
             let sample = try SampleRequest.parse(body: body.readBytes(length: body.readableBytes) ?? [], maxItems: limits.maxBatchItems)
             let (_, records) = try ready(context)
-            // Held against max_inflight_bytes from the read until sent: the most the patches (8
-            // bytes an image voxel and a mask voxel's classes) and their archive can take.
-            let classes = (sample.options.categories?.ids ?? entry.metadata.categoryIDs).count
-            let reservation = await memory.reserve(sample.estimatedBytes(classes: classes))
             let reader = TensorReader(entry: entry)
             // One ByteBuffer holds the sample, and its capacity is 32-bit.
             let limit = min(limits.maxResponseBytes.bytes, Int(UInt32.max) - (1 << 20))
-            let archive = try await BlockingPool.timed("sample") {
-                // Drawing works per patch and class: on the pool, not an event loop.
-                let plans = try PatchPlan.draw(sample, entry: entry, records: records)
-                let arrays = try reader.patches(plans, request: sample, byteLimit: limit)
-                return ByteBuffer.npz(arrays, compression: sample.compression)
+            // Drawing works per patch and class: on the pool, not an event loop. The sample's
+            // size is known before anything is reserved or read.
+            let (plans, expected, footprint) = try await refreshingStale(catalog, entry) {
+                try await BlockingPool.timed("sample") {
+                    let plans = try PatchPlan.draw(sample, entry: entry, records: records)
+                    let expected = try reader.checkFingerprints(of: plans, records: records)
+                    let footprint = try reader.sampleFootprint(plans, request: sample)
+                    guard footprint.responseBytes <= limit else { throw TensorReader.overLimit(footprint.responseBytes, limit) }
+                    return (plans, expected, footprint)
+                }
+            }
+            // Held against max_inflight_bytes from the read until sent.
+            let reservation = try await memory.reserve(footprint.heldBytes, for: context.clientChannel)
+            let archive = try await refreshingStale(catalog, entry) {
+                try await BlockingPool.timed("sample") {
+                    let arrays = try reader.patches(plans, request: sample, expected: expected, byteLimit: limit)
+                    return ByteBuffer.npz(arrays, compression: sample.compression)
+                }
             }
             let headers: HTTPFields = [.contentType: ArrayEncoding.npz.mediaType, .contentLength: String(archive.readableBytes)]
             return TensorResponse.make(.complete(headers, archive), memory: memory, holding: reservation)
+        }
+    }
+
+    /// Runs `work`; a volume found changed since its fingerprint starts a new pass over the
+    /// catalog (unchanged volumes are reused) and answers 503 with `Retry-After`, never stale patches.
+    private func refreshingStale<Value>(_ catalog: Catalog, _ entry: CatalogEntry, _ work: () async throws -> Value) async throws -> Value {
+        do {
+            return try await work()
+        } catch let stale as StaleFingerprint {
+            fingerprints.recompute(catalog, dataset: entry.name)
+            throw APIError(.notReady, "\(stale); it is being recomputed: retry shortly", headers: [.retryAfter: "5"])
         }
     }
 

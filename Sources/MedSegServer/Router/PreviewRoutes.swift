@@ -39,13 +39,14 @@ struct PreviewRoutes<Context: RequestContext> {
         let arrays = ArrayRequest(
             dataset: entry.name, target: arrayTarget, arrays: .pair, options: TensorOptions(categories: preview.categories), encoding: .npz)
         let reader = TensorReader(entry: entry)
-        let tensorRequest = TensorRequest(request, key: arrays.canonical(for: entry), limit: settings.current.maxResponseBytes, cache: cache)
+        let tensorRequest = TensorRequest(
+            request, key: arrays.canonical(for: entry), roots: entry.roots, limit: settings.current.maxResponseBytes, cache: cache)
         let decision = try await BlockingPool.timed("preview") { () throws -> PreviewDecision in
             // The slice is part of the key (the default one: "middle").
             // The colours drawn are part of the bytes: a reload may change them.
             let colors = reader.colors(for: preview.categories).map { $0.map(String.init).joined(separator: ",") }.joined(separator: ";")
             let requestKey = (tensorRequest.key ?? "") + "\n" + preview.canonical + " colors=" + colors
-            let key = ContentKey(request: requestKey, files: try reader.files(for: arrays))
+            let key = ContentKey(request: requestKey, files: try reader.files(for: arrays), roots: entry.roots)
             let etag = ETag.of(key)
             if tensorRequest.matches(etag) { return .answered(Response(status: .notModified, headers: [.eTag: etag])) }
             if let hit = cache.get(key.text) {
@@ -60,7 +61,7 @@ struct PreviewRoutes<Context: RequestContext> {
         case .render(let decided, let count): (key, pixels) = (decided, count)
         }
         // Rendering holds ~40 bytes a pixel of the slice (bounded by maxPreviewPixels) until drawn.
-        let reservation = await memory.reserve(pixels * 40)
+        let reservation = try await memory.reserve(pixels * 40, for: context.clientChannel)
         return try await BlockingPool.timed("preview") { () throws -> Response in
             withExtendedLifetime(reservation) {}
             let slice = try reader.previewSlice(previewTarget, request: preview, byteLimit: tensorRequest.limit.bytes)

@@ -7,9 +7,13 @@ import Synchronization
 
 /// Every dataset's fingerprint and foreground index. Each catalog (the first load, every reload)
 /// starts a background pass on a thread of its own, so serving keeps the blocking pool: volumes
-/// whose files and categories are unchanged are taken from the previous pass or from the state
-/// directory, the others computed; each dataset is saved when done. A newer catalog stops an
-/// older pass.
+/// whose files, groups and categories are unchanged are taken from the previous pass or from the
+/// state directory, the others computed; each dataset is saved when done.
+///
+/// A reload keeps serving every ready fingerprint whose categories it did not change while the
+/// new pass re-checks it (sampling checks each volume's files again before reading, so nothing
+/// stale is sent meanwhile). Only a newer catalog replaces the one in use: a request still
+/// holding an older snapshot cannot start that snapshot's pass again.
 public final class FingerprintService: Sendable {
     public enum Status: Sendable {
         case ready(DatasetFingerprint, records: [ScanRecord])
@@ -18,10 +22,13 @@ public final class FingerprintService: Sendable {
     }
 
     private struct State {
+        /// The newest catalog started.
         var generation: UInt64?
+        /// Bumped by every pass started (a new catalog, or a recomputation): older passes stop.
+        var run: UInt64 = 0
         var datasets: [String: Status] = [:]
-        /// Volumes a pass has done so far, kept when a newer catalog stops it: the next pass
-        /// reuses those whose files are unchanged, so frequent reloads still make progress.
+        /// Volumes a pass has done so far, kept when a newer pass stops it: the next pass reuses
+        /// those whose files are unchanged, so frequent reloads still make progress.
         var partial: [String: [ScanRecord]] = [:]
     }
 
@@ -43,76 +50,80 @@ public final class FingerprintService: Sendable {
         self.logger = logger
     }
 
-    /// The dataset's fingerprint, or its progress. A catalog this service has not seen yet (a
-    /// reload, or a test's store) starts its pass.
+    /// The dataset's fingerprint, or its progress. A catalog newer than any this service has seen
+    /// (a reload, or a test's store) starts its pass.
     public func status(of entry: CatalogEntry, in catalog: Catalog) -> Status {
         start(catalog)
         return state.withLock { $0.datasets[entry.name] } ?? .pending(done: 0, total: Self.volumeCount(entry))
     }
 
-    /// Starts the pass for `catalog` unless it is the one already started.
+    /// Starts the pass for `catalog` unless it is not newer than the one already started.
     public func start(_ catalog: Catalog) {
-        let previous: [String: [ScanRecord]]? = state.withLock { state in
-            guard state.generation != catalog.generation else { return nil }
+        let started: (previous: [String: [ScanRecord]], run: UInt64)? = state.withLock { state in
+            if let generation = state.generation, catalog.generation <= generation { return nil }
             state.generation = catalog.generation
-            var previous = state.partial
-            for (name, status) in state.datasets {
-                if case .ready(_, let records) = status { previous[name] = records }
-            }
-            state.datasets = Dictionary(
-                uniqueKeysWithValues: catalog.names.map { ($0, Status.pending(done: 0, total: Self.volumeCount(catalog[$0]!))) })
-            return previous
-        }
-        guard let previous else { return }
-        Self.worker.submit { [self] _ in run(catalog, previous: previous) }
-    }
-
-    private func isCurrent(_ catalog: Catalog) -> Bool {
-        state.withLock { $0.generation == catalog.generation }
-    }
-
-    private func run(_ catalog: Catalog, previous: [String: [ScanRecord]]) {
-        for name in catalog.names {
-            guard isCurrent(catalog), let entry = catalog[name] else { return }
-            let started = ContinuousClock.now
-            let computer = FingerprintComputer(reader: TensorReader(entry: entry))
-            let known = (previous[name] ?? archive?.load(name) ?? [])
-            var reusable: [String: ScanRecord] = [:]
-            for record in known { reusable["\(record.key.scanID)\n\(record.key.aug)"] = record }
-            let total = Self.volumeCount(entry)
-            let done = Gauge(label: "medsegd_fingerprint_volumes_done", dimensions: [("dataset", name)])
-            Gauge(label: "medsegd_fingerprint_volumes", dimensions: [("dataset", name)]).record(total)
-            var records: [ScanRecord] = []
-            var computed = 0
-            var failed = 0
-            for scan in entry.scans {
-                for volume in scan.volumes {
-                    guard isCurrent(catalog) else { return }
-                    do throws(TensorError) {
-                        let key = try computer.key(scanID: scan.scanID, aug: volume.aug)
-                        if let old = reusable["\(scan.scanID)\n\(volume.aug)"], old.key == key, old.isConsistent {
-                            records.append(old)
-                        } else {
-                            records.append(try computer.compute(scanID: scan.scanID, aug: volume.aug))
-                            computed += 1
-                        }
-                    } catch {
-                        failed += 1
-                        logger.warning(
-                            "fingerprint skips a volume",
-                            metadata: ["dataset": "\(name)", "scan": "\(scan.scanID)", "aug": "\(volume.aug)", "error": "\(error)"])
-                    }
-                    done.record(records.count + failed)
-                    state.withLock { state in
-                        state.partial[name] = records
-                        guard state.generation == catalog.generation else { return }
-                        state.datasets[name] = .pending(done: records.count + failed, total: total)
-                    }
+            state.run += 1
+            let previous = Self.knownRecords(state)
+            var datasets: [String: Status] = [:]
+            for name in catalog.names {
+                let entry = catalog[name]!
+                // Ready results stay in service unless the classes they count changed.
+                if case .ready(_, let records)? = state.datasets[name],
+                    records.allSatisfy({ $0.key.categories == CategorySelection(entry.metadata.categoryIDs).description })
+                {
+                    datasets[name] = state.datasets[name]
+                } else {
+                    datasets[name] = .pending(done: 0, total: Self.volumeCount(entry))
                 }
             }
+            state.datasets = datasets
+            state.partial = state.partial.filter { datasets[$0.key] != nil }
+            return (previous, state.run)
+        }
+        guard let started else { return }
+        Self.worker.submit { [self] _ in run(catalog, previous: started.previous, run: started.run) }
+    }
+
+    /// Recomputes `dataset` of the catalog in use (a volume's files changed without a reload):
+    /// it is pending until done; its unchanged volumes are reused.
+    public func recompute(_ catalog: Catalog, dataset: String) {
+        let started: (previous: [String: [ScanRecord]], run: UInt64)? = state.withLock { state in
+            guard state.generation == catalog.generation, let entry = catalog[dataset] else { return nil }
+            // Already being recomputed: that pass will see the change.
+            if case .pending? = state.datasets[dataset] { return nil }
+            let previous = Self.knownRecords(state)
+            state.datasets[dataset] = .pending(done: 0, total: Self.volumeCount(entry))
+            state.run += 1
+            return (previous, state.run)
+        }
+        guard let started else { return }
+        logger.info("fingerprint recomputed: files changed since it was computed", metadata: ["dataset": "\(dataset)"])
+        Self.worker.submit { [self] _ in run(catalog, previous: started.previous, run: started.run) }
+    }
+
+    /// Records of ready datasets and of unfinished passes, by dataset.
+    private static func knownRecords(_ state: State) -> [String: [ScanRecord]] {
+        var previous = state.partial
+        for (name, status) in state.datasets {
+            if case .ready(_, let records) = status { previous[name] = records }
+        }
+        return previous
+    }
+
+    private func isCurrent(_ run: UInt64) -> Bool {
+        state.withLock { $0.run == run }
+    }
+
+    private func run(_ catalog: Catalog, previous: [String: [ScanRecord]], run: UInt64) {
+        // Datasets nobody can sample yet first; then the ready ones are checked again.
+        let waiting = state.withLock { state in Set(catalog.names.filter { state.datasets[$0].map(Self.isPending) ?? true }) }
+        let pendingFirst = catalog.names.filter { waiting.contains($0) } + catalog.names.filter { !waiting.contains($0) }
+        for name in pendingFirst {
+            guard isCurrent(run), let entry = catalog[name] else { return }
+            guard let (records, computed) = pass(entry, known: previous[name] ?? archive?.load(name) ?? [], run: run) else { return }
             let fingerprint = DatasetFingerprint.aggregate(entry, records: records)
             let installed = state.withLock { state in
-                guard state.generation == catalog.generation else { return false }
+                guard state.run == run else { return false }
                 state.datasets[name] = .ready(fingerprint, records: records)
                 state.partial[name] = nil
                 return true
@@ -125,14 +136,61 @@ public final class FingerprintService: Sendable {
                     logger.error("fingerprint not saved", metadata: ["dataset": "\(name)", "error": "\(error)"])
                 }
             }
-            let elapsed = ContinuousClock.now - started
-            logger.info(
-                "fingerprint ready",
-                metadata: [
-                    "dataset": "\(name)", "volumes": "\(records.count)", "computed": "\(computed)", "reused": "\(records.count - computed)",
-                    "skipped": "\(failed)", "seconds": "\(elapsed.components.seconds)",
-                ])
         }
+    }
+
+    private static func isPending(_ status: Status) -> Bool {
+        if case .pending = status { return true }
+        return false
+    }
+
+    /// One dataset's records, reusing `known` ones whose key still matches; nil when a newer
+    /// pass took over. Progress shows in the status (unless a ready result stays in service).
+    private func pass(_ entry: CatalogEntry, known: [ScanRecord], run: UInt64) -> (records: [ScanRecord], computed: Int)? {
+        let name = entry.name
+        let started = ContinuousClock.now
+        let computer = FingerprintComputer(reader: TensorReader(entry: entry))
+        var reusable: [String: ScanRecord] = [:]
+        for record in known { reusable["\(record.key.scanID)\n\(record.key.aug)"] = record }
+        let total = Self.volumeCount(entry)
+        let done = Gauge(label: "medsegd_fingerprint_volumes_done", dimensions: [("dataset", name)])
+        Gauge(label: "medsegd_fingerprint_volumes", dimensions: [("dataset", name)]).record(total)
+        var records: [ScanRecord] = []
+        var computed = 0
+        var failed = 0
+        for scan in entry.scans {
+            for volume in scan.volumes {
+                guard isCurrent(run) else { return nil }
+                do throws(TensorError) {
+                    let key = try computer.key(scanID: scan.scanID, aug: volume.aug)
+                    if let old = reusable["\(scan.scanID)\n\(volume.aug)"], old.key == key, old.isConsistent {
+                        records.append(old)
+                    } else {
+                        records.append(try computer.compute(scanID: scan.scanID, aug: volume.aug))
+                        computed += 1
+                    }
+                } catch {
+                    failed += 1
+                    logger.warning(
+                        "fingerprint skips a volume",
+                        metadata: ["dataset": "\(name)", "scan": "\(scan.scanID)", "aug": "\(volume.aug)", "error": "\(error)"])
+                }
+                done.record(records.count + failed)
+                state.withLock { state in
+                    guard state.run == run else { return }
+                    state.partial[name] = records
+                    if case .pending? = state.datasets[name] { state.datasets[name] = .pending(done: records.count + failed, total: total) }
+                }
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        logger.info(
+            "fingerprint ready",
+            metadata: [
+                "dataset": "\(name)", "volumes": "\(records.count)", "computed": "\(computed)", "reused": "\(records.count - computed)",
+                "skipped": "\(failed)", "seconds": "\(elapsed.components.seconds)",
+            ])
+        return (records, computed)
     }
 
     private static func volumeCount(_ entry: CatalogEntry) -> Int {

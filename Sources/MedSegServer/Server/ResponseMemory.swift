@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// The response bytes held in memory at once, across all requests (`server.max_inflight_bytes`):
@@ -20,9 +21,17 @@ public final class ResponseMemory: Sendable {
         deinit { memory.release(bytes) }
     }
 
+    private struct Waiter {
+        let id: UInt64
+        let bytes: Int
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
     private struct State {
         var available: Int
-        var waiting: [(bytes: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        /// First come, first served: a large request is not overtaken forever by small ones.
+        var waiting: [Waiter] = []
+        var nextID: UInt64 = 0
     }
 
     public let budget: Int
@@ -33,21 +42,61 @@ public final class ResponseMemory: Sendable {
         self.state = Mutex(State(available: max(1, budget)))
     }
 
-    /// Waits until `bytes` (at most the whole budget) are free, first come first served.
-    func reserve(_ bytes: Int) async -> Reservation {
+    /// Waits until `bytes` (at most the whole budget) are free, first come first served. The
+    /// wait ends with `CancellationError` when the task is cancelled or `channel` (the client's
+    /// connection) closes: a client that left holds no place in the queue.
+    func reserve(_ bytes: Int, for channel: (any Channel)? = nil) async throws -> Reservation {
         let bytes = min(max(bytes, 0), budget)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let granted = state.withLock { state in
-                guard state.waiting.isEmpty, state.available >= bytes else {
-                    state.waiting.append((bytes, continuation))
-                    return false
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                enum Outcome { case granted, queued, abandoned }
+                let outcome = state.withLock { state -> Outcome in
+                    if Task.isCancelled || channel?.isActive == false { return .abandoned }
+                    guard state.waiting.isEmpty, state.available >= bytes else {
+                        state.waiting.append(Waiter(id: id, bytes: bytes, continuation: continuation))
+                        return .queued
+                    }
+                    state.available -= bytes
+                    return .granted
                 }
-                state.available -= bytes
-                return true
+                switch outcome {
+                case .granted: continuation.resume()
+                case .abandoned: continuation.resume(throwing: CancellationError())
+                case .queued:
+                    // Runs at once if the connection closed since `isActive` was read.
+                    channel?.closeFuture.whenComplete { _ in self.abandon(id) }
+                }
             }
-            if granted { continuation.resume() }
+        } onCancel: {
+            abandon(id)
         }
         return Reservation(bytes, self)
+    }
+
+    /// Takes waiter `id` out of the queue (if it still waits) and lets those behind it go.
+    private func abandon(_ id: UInt64) {
+        let (abandoned, resumed) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, [CheckedContinuation<Void, any Error>]) in
+            guard let index = state.waiting.firstIndex(where: { $0.id == id }) else { return (nil, []) }
+            let waiter = state.waiting.remove(at: index)
+            return (waiter.continuation, Self.grantWaiting(&state))
+        }
+        abandoned?.resume(throwing: CancellationError())
+        for continuation in resumed { continuation.resume() }
+    }
+
+    /// Grants waiters from the front of the queue while their bytes are free.
+    private static func grantWaiting(_ state: inout State) -> [CheckedContinuation<Void, any Error>] {
+        var resumed: [CheckedContinuation<Void, any Error>] = []
+        while let first = state.waiting.first, first.bytes <= state.available {
+            state.available -= first.bytes
+            resumed.append(first.continuation)
+            state.waiting.removeFirst()
+        }
+        return resumed
     }
 
     /// `bytes` now if they are free and nobody waits for room, without waiting (blocking threads).
@@ -75,13 +124,7 @@ public final class ResponseMemory: Sendable {
     private func release(_ bytes: Int) {
         let resumed = state.withLock { state in
             state.available += bytes
-            var resumed: [CheckedContinuation<Void, Never>] = []
-            while let first = state.waiting.first, first.bytes <= state.available {
-                state.available -= first.bytes
-                resumed.append(first.continuation)
-                state.waiting.removeFirst()
-            }
-            return resumed
+            return Self.grantWaiting(&state)
         }
         for continuation in resumed { continuation.resume() }
     }

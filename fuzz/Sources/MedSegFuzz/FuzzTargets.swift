@@ -160,7 +160,7 @@ enum FuzzTarget: String, CaseIterable {
                 scanID: scan.scanID, aug: 0, shape: shape, dtype: "<f4", voxels: voxels, intensity: nil, channelVoxels: [1, 0, 2, 0, 0, 3],
                 classVoxels: [1, 2, 0, 3], foregroundSamples: [1, 0, 2, 0, 0, 1])
             return ScanRecord(
-                key: ScanKey(scanID: scan.scanID, aug: 0, files: [], categories: ""), fingerprint: fingerprint, countedVoxels: voxels,
+                key: ScanKey(scanID: scan.scanID, aug: 0, storage: "", files: [], categories: ""), fingerprint: fingerprint, countedVoxels: voxels,
                 intensitySample: [], foreground: [[0], [], [0, UInt32(voxels - 1)], [], [], [UInt32(voxels / 2)]], maskShape: shape)
         }
         guard let plans = try? PatchPlan.draw(request, entry: entry, records: records) else { return }
