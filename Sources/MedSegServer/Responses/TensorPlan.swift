@@ -20,6 +20,9 @@ enum TensorPlan: Sendable {
     /// Bodies up to this size are built whole before the response starts (and can be cached);
     /// read errors in them still become JSON errors.
     static let wholeBodyLimit = 8 << 20
+    /// Label maps are built whole up to this size: an overlap is found only by reading the mask,
+    /// and found before the head it is a 422 naming the pixel, not a body cut after a 200.
+    static let labelsWholeBodyLimit = 64 << 20
 
     /// The response to `request`: one array as npy or raw, or named arrays as an `.npz` (a
     /// stacked array is one member). Runs on the blocking pool.
@@ -99,7 +102,7 @@ enum TensorPlan: Sendable {
             for source in sources { source.close() }
             return .headersOnly(headers, length: exactLength)
         }
-        guard body.length <= wholeBodyLimit else { return .streaming(headers, length: exactLength, parts: body.parts) }
+        guard body.length <= (request.findsErrorsWhileReading ? labelsWholeBodyLimit : wholeBodyLimit) else { return .streaming(headers, length: exactLength, parts: body.parts) }
         return .unbuilt(PendingBody(request: request, cacheKey: cacheKey, headers: headers, length: body.length, sources: sources, parts: body.parts))
     }
 }

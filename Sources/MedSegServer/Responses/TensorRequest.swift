@@ -11,6 +11,9 @@ struct TensorRequest: Sendable {
     var roots: DataRoots
     var ifNoneMatch: String?
     var isHead: Bool
+    /// Reading may refuse the data (overlapping classes in a label map): such bodies are built
+    /// whole before the head up to a larger size (`TensorPlan.labelsWholeBodyLimit`).
+    var findsErrorsWhileReading = false
     var limit: ByteSize
     var cache: ResponseCache
 

@@ -64,7 +64,11 @@ struct ArrayRoutes<Context: RequestContext> {
     private func respond(_ request: Request, _ arrayRequest: ArrayRequest, entry: CatalogEntry, channel: (any Channel)?) async throws -> Response {
         let reader = TensorReader(entry: entry)
         let limit = settings.current.maxResponseBytes
-        let tensorRequest = TensorRequest(request, key: arrayRequest.canonical(for: entry), roots: entry.roots, limit: limit, cache: cache)
+        let tensorRequest = {
+            var tensorRequest = TensorRequest(request, key: arrayRequest.canonical(for: entry), roots: entry.roots, limit: limit, cache: cache)
+            tensorRequest.findsErrorsWhileReading = arrayRequest.arrays != .image && arrayRequest.options.maskFormat == .labels
+            return tensorRequest
+        }()
         let memory = memory
         let (first, held) = try await BlockingPool.timed(arrayRequest.kind) { () throws -> (TensorPlan, ResponseMemory.Reservation?) in
             let plan = try TensorPlan.make(tensorRequest, encoding: arrayRequest.encoding, compression: arrayRequest.compression) {

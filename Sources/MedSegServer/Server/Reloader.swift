@@ -46,7 +46,9 @@ public struct Reloader: Service {
         notifier.stopping()
     }
 
-    /// One reload; true when the new configuration is in place.
+    /// One reload; true when the new configuration is in place. Tokens come first and on their
+    /// own: a revoked token stops working before the catalog is rebuilt, and even when the rest
+    /// of the configuration is refused (the running `tokens_file` is read again then).
     @discardableResult
     public func reload() async -> Bool {
         notifier.reloading()
@@ -56,19 +58,23 @@ public struct Reloader: Service {
         let overrides = overrides
         let logger = logger
         let ticket = state.store.beginLoad()
-        do {
-            let (configuration, catalog, tokens) = try await BlockingPool.run {
+        let parsed: Result<Configuration, any Error> = await Result {
+            try await BlockingPool.run {
                 var configuration = try ConfigLoader.load(path: path)
                 overrides.apply(to: &configuration)
-                let tokens = try configuration.server.tokensFile.map { path throws(TokenStore.LoadError) in try TokenStore.read(path) }
-                return (configuration, CatalogLoader.load(configuration, logger: logger), tokens)
+                return configuration
             }
+        }
+        let tokensFile = (try? parsed.get())?.server.tokensFile ?? (parsed.isSuccess ? nil : state.settings.current.tokensFile)
+        let tokensApplied = await reloadTokens(tokensFile, configRefused: !parsed.isSuccess)
+        do {
+            let configuration = try parsed.get()
+            let catalog = try await BlockingPool.run { CatalogLoader.load(configuration, logger: logger) }
             let running = state.settings.current
             guard state.store.install(catalog, loadedBy: ticket) else {
                 logger.info("reload superseded by a newer one")
                 return false
             }
-            state.tokens.replace(with: tokens)
             state.fingerprints.start(catalog)
             let restartOnly = running.keysNeedingRestart(toBecome: configuration.server)
             if !restartOnly.isEmpty {
@@ -76,21 +82,59 @@ public struct Reloader: Service {
                     "some server settings changed that take effect at the next restart",
                     metadata: ["settings": "\(restartOnly.joined(separator: ", "))"])
             }
-            state.settings.replace(with: running.applyingReloadableKeys(from: configuration.server))
-            Counter(label: "medsegd_reloads", dimensions: [("result", "ok")]).increment()
+            var settings = running.applyingReloadableKeys(from: configuration.server)
+            // Refused tokens keep the file they were read from: the next reload reads it again.
+            if !tokensApplied { settings.tokensFile = running.tokensFile }
+            state.settings.replace(with: settings)
+            Self.count(ok: tokensApplied)
             logger.info(
                 "reloaded",
                 metadata: ["datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)"])
-            return true
+            return tokensApplied
         } catch let error as ConfigErrors {
-            Counter(label: "medsegd_reloads", dimensions: [("result", "failed")]).increment()
+            Self.count(ok: false)
             logger.error(
                 "reload refused: invalid configuration; the previous catalog keeps serving",
                 metadata: ["errors": "\(error.errors.map(\.description).joined(separator: "; "))"])
         } catch {
-            Counter(label: "medsegd_reloads", dimensions: [("result", "failed")]).increment()
+            Self.count(ok: false)
             logger.error("reload refused; the previous catalog keeps serving", metadata: ["error": "\(error)"])
         }
         return false
+    }
+
+    private static func count(ok: Bool) {
+        Counter(label: "medsegd_reloads", dimensions: [("result", ok ? "ok" : "failed")]).increment()
+    }
+
+    /// Reads `path` (nil: no tokens required) and puts its tokens in force at once; true when
+    /// they are. An unreadable or empty file keeps the tokens in force.
+    private func reloadTokens(_ path: String?, configRefused: Bool) async -> Bool {
+        // A refused configuration without a running tokens file: nothing to re-read.
+        if configRefused, path == nil { return false }
+        do {
+            let tokens = try await BlockingPool.run { try path.map { path throws(TokenStore.LoadError) in try TokenStore.read(path) } }
+            state.tokens.replace(with: tokens)
+            logger.info("tokens reloaded", metadata: ["tokens": "\(tokens?.count ?? 0)"])
+            return true
+        } catch {
+            logger.error("tokens refused; the tokens in force stay", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+}
+
+extension Result {
+    var isSuccess: Bool {
+        if case .success = self { return true }
+        return false
+    }
+
+    init(catching body: () async throws(Failure) -> Success) async {
+        do {
+            self = .success(try await body())
+        } catch {
+            self = .failure(error)
+        }
     }
 }
