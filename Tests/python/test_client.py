@@ -158,11 +158,21 @@ def test_batch_loader_shuffles_shards_and_prefetches(client, server):
     images, masks = loader[0]
     expected = np.stack([server.arrays[slice_items(server)[i][1]][0] for i in loader.batch_indices(0)])
     np.testing.assert_array_equal(images, expected)
-    # Ranks see disjoint items that together cover the dataset.
+    # Ranks take every world_size-th position of one shared order, in equal numbers (issue 19;
+    # Tests/python/test_distributed.py runs them in separate processes): with drop_last the
+    # order's last n % 3 items are left out (disjoint shards), without it the order's first items
+    # pad it (every item, and the padding twice).
+    order = np.arange(n)
+    np.random.default_rng(3).shuffle(order)
     shards = [BatchLoader(client, "oai_2d", batch_size=2, seed=3, rank=r, world_size=3, drop_last=True) for r in range(3)]
-    covered = [set(shard.indices.tolist()) for shard in shards]
-    assert not (covered[0] & covered[1]) and not (covered[1] & covered[2]) and sum(map(len, covered)) == n
-    assert all(len(shard) == len(shard.indices) // 2 for shard in shards)
+    covered = [shard.indices.tolist() for shard in shards]
+    assert covered == [order[:n - n % 3][r::3].tolist() for r in range(3)]
+    assert len(set(sum(covered, []))) == n - n % 3 and all(len(shard) == (n // 3) // 2 for shard in shards)
+    padded = [BatchLoader(client, "oai_2d", batch_size=2, seed=3, rank=r, world_size=3) for r in range(3)]
+    every = sum((shard.indices.tolist() for shard in padded), [])
+    per_rank = (n + 2) // 3
+    assert sorted(every) == sorted(list(range(n)) + order[:per_rank * 3 - n].tolist())
+    assert {len(shard.indices) for shard in padded} == {per_rank} and {len(shard) for shard in padded} == {(per_rank + 1) // 2}
 
 
 def test_register_with_medsegpy_needs_medsegpy(client):

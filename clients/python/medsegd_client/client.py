@@ -8,6 +8,9 @@ import types
 import urllib.parse
 
 from . import arrays
+from .buffers import ReceiveBuffers
+from .errors import MedsegdError, TruncatedResponseError
+from .options import _categories, _dtype, _region
 
 RETRY_STATUSES = (502, 503, 504)
 #: Array bodies at least this large are received into reused buffers (ReceiveBuffers).
@@ -21,89 +24,16 @@ REUSE_MIN_BYTES = 4 << 20
 REMOTE = types.MappingProxyType({"dtype": "float16", "mask_format": "labels", "compression": "deflate"})
 
 
-class MedsegdError(Exception):
-    """An error answer from medsegd, with the contract's code (`not_found`, `bad_request`, ...)."""
-
-    def __init__(self, status, code, message):
-        super().__init__("%s (%d): %s" % (code, status, message))
-        self.status = status
-        self.code = code
-        self.message = message
+#: Bodies are read in pieces of at most this many bytes (see Client._body).
+BODY_PIECE = 1 << 20
 
 
-def _region(region):
-    """`region=` in Python slice syntax, from a string or a tuple of slices and ints."""
-    if region is None or isinstance(region, str):
-        return region
-    if not isinstance(region, tuple):
-        region = (region,)
-    parts = []
-    for component in region:
-        if isinstance(component, slice):
-            text = "%s:%s" % ("" if component.start is None else component.start, "" if component.stop is None else component.stop)
-            if component.step is not None:
-                text += ":%d" % component.step
-            parts.append(text)
-        elif isinstance(component, int):
-            parts.append(str(component))
-        else:
-            raise TypeError("region components are slices or ints, not %r" % (component,))
-    return ",".join(parts)
+class _Received:
+    """Bytes of a body received so far, and whether the count is exact."""
 
-
-def _dtype(dtype):
-    """A NumPy dtype, type or name as medsegd's name for it (`float32`, `uint8`, `bool`)."""
-    if dtype is None:
-        return None
-    import numpy as np
-    return np.dtype(dtype).name
-
-
-def _categories(categories):
-    """MedSegPy's index, e.g. [0, (1, 2), 3], as the JSON medsegd takes."""
-    if categories is None:
-        return None
-    if isinstance(categories, int):
-        return categories
-    return [list(c) if isinstance(c, (tuple, list)) else int(c) for c in categories]
-
-
-class ReceiveBuffers:
-    """Buffers large array bodies are received into, each reused once no array views it any more.
-
-    A fresh buffer of tens of MB costs the kernel a page fault per 4 KiB page and zeroing (glibc
-    maps allocations over 32 MiB anew each time): receiving a 33 MB sample into a reused buffer
-    takes about a quarter of the CPU. Arrays are read-only views of the buffer and keep it
-    exported; a bytearray with exports cannot be resized, which is how a free one is told apart.
-    Keeps up to `count` buffers."""
-
-    def __init__(self, count=4):
-        self.count = count
-        self._lock = threading.Lock()
-        self._buffers = []
-
-    @staticmethod
-    def _free(buffer):
-        try:  # each buffer has a spare last byte: popping and re-appending it never reallocates
-            buffer.append(buffer.pop())
-            return True
-        except BufferError:
-            return False
-
-    def take(self, size):
-        """A writable memoryview of `size` bytes over a free buffer (exported before the lock
-        is released, so no other thread can take it)."""
-        with self._lock:
-            for buffer in self._buffers:
-                if size < len(buffer) <= 2 * size + 1 and self._free(buffer):
-                    return memoryview(buffer)[:size]
-            buffer = bytearray(size + 1)
-            free = [b for b in self._buffers if self._free(b)]
-            if len(self._buffers) >= self.count and free:
-                self._buffers.remove(min(free, key=len))
-            if len(self._buffers) < self.count:
-                self._buffers.append(buffer)
-            return memoryview(buffer)[:size]
+    def __init__(self):
+        self.bytes = 0
+        self.exact = True
 
 
 class Client:
@@ -175,6 +105,11 @@ class Client:
     def request(self, method, path, query=None, body=None, accept=None, pending_retries=0, reuse=False):
         """One request with retries on connection errors and 502/503/504; returns (headers, body).
 
+        Connection errors are retried only before the response head arrives: a body that breaks
+        off after its head (fewer bytes than its Content-Length, a chunked body without its end,
+        a reset or timeout while reading it) raises TruncatedResponseError and is not requested
+        again (unless its status was 502/503/504, which is retried as such).
+
         Every route medsegd has only reads, so POSTs (batch, sample) are retried like GETs. A
         503's Retry-After (seconds, at most `max_retry_after`) is the delay before the next
         attempt, else the exponential backoff. `pending_retries` more 503s with Retry-After are
@@ -201,18 +136,29 @@ class Client:
             try:
                 connection.request(method, url, body=body, headers=headers)
                 reply = connection.getresponse()
-                data = self._read(reply) if reuse and reply.status == 200 else reply.read()
             except (http.client.HTTPException, ConnectionError, OSError) as error:
+                # No response head: the request may not have reached the server; sent again.
                 connection.close()
                 if attempt >= self.retries:
                     raise ConnectionError("medsegd at %s: %s" % (self.base_url, error)) from error
                 attempt += 1
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
                 continue
-            if reply.will_close:
+            # The head is in: the server answered. A body that fails from here on was cut (or
+            # stalled) by the server or the network, and is not downloaded again blindly.
+            received = _Received()
+            try:
+                data = self._body(reply, reuse and reply.status == 200, received)
+            except (http.client.HTTPException, OSError) as error:
                 connection.close()
+                if reply.status not in RETRY_STATUSES:
+                    raise self._truncated(reply, url, received, error) from error
+                data = b""  # a 502/503/504 asks for a retry anyway (below); its cut body said why
             else:
-                self._release(connection)
+                if reply.will_close:
+                    connection.close()
+                else:
+                    self._release(connection)
             if reply.status in RETRY_STATUSES:
                 delay = self._retry_after(reply) if reply.status == 503 else None
                 if delay is not None and pending < pending_retries:
@@ -227,20 +173,66 @@ class Client:
                 raise self._error(reply.status, data)
             return reply, data
 
-    def _read(self, reply):
-        """The body, into a reused buffer when it is large and its length is known."""
+    @staticmethod
+    def _content_length(reply):
+        """The Content-Length of a body that is not chunked, else None."""
         length = reply.getheader("Content-Length")
-        if length is None or not length.isdigit() or int(length) < REUSE_MIN_BYTES:
-            return reply.read()
-        size = int(length)
-        view = self._buffers.take(size)
-        got = 0
-        while got < size:
-            n = reply.readinto(view[got:])
+        if reply.chunked or length is None or not length.strip().isdigit():
+            return None
+        return int(length)
+
+    def _body(self, reply, reuse, received):
+        """The body, counting the bytes received in `received` (for the error when it is cut);
+        with `reuse`, into a reused buffer when it is large and its length is known. Read in
+        pieces of at most BODY_PIECE bytes: a piece that fails midway (a reset, a timeout) loses
+        its count, one that ends early (the connection closed) does not."""
+        length = self._content_length(reply)
+        if reply.chunked:
+            parts = []
+            while True:
+                try:
+                    part = reply.read(BODY_PIECE)
+                except http.client.IncompleteRead as error:
+                    # http.client's partial leaves out the cut chunk's bytes: they are its cause's.
+                    cause = error.__cause__ if isinstance(error.__cause__, http.client.IncompleteRead) else None
+                    received.bytes += len(error.partial) + (len(cause.partial) if cause is not None else 0)
+                    raise
+                except OSError:
+                    received.exact = False
+                    raise
+                if not part:
+                    return b"".join(parts)
+                received.bytes += len(part)
+                parts.append(part)
+        if not reuse or length is None or length < REUSE_MIN_BYTES:
+            try:
+                data = reply.read()
+            except http.client.IncompleteRead as error:
+                received.bytes = len(error.partial)
+                raise
+            except OSError:
+                received.bytes = None  # what the socket had delivered is lost with the error
+                raise
+            received.bytes = len(data)
+            return data
+        view = self._buffers.take(length)
+        while received.bytes < length:
+            try:
+                n = reply.readinto(view[received.bytes:received.bytes + BODY_PIECE])
+            except OSError:
+                received.exact = False
+                raise
             if not n:
-                raise http.client.IncompleteRead(b"", size - got)
-            got += n
+                raise http.client.IncompleteRead(b"", length - received.bytes)
+            received.bytes += n
         return view.toreadonly()
+
+    def _truncated(self, reply, url, received, error):
+        reason = "timed out" if isinstance(error, TimeoutError) else type(error).__name__
+        if str(error) and not isinstance(error, (http.client.IncompleteRead, TimeoutError)):
+            reason += ": %s" % error
+        return TruncatedResponseError(reply.status, url, received.bytes, self._content_length(reply), reason,
+                                      received.exact)
 
     def _retry_after(self, reply):
         """A Retry-After header in seconds (HTTP dates are not sent by medsegd), capped at

@@ -7,6 +7,8 @@ import threading
 
 import numpy as np
 
+from .sampler import shard_indices
+
 
 def _prefetched(fetch, batches, prefetch, workers):
     """`fetch(b)` for each b of `batches`, yielded in order, with up to `prefetch` batches fetched
@@ -144,20 +146,35 @@ class BatchLoader(_Epochs):
     `on_epoch_end()` moves to the next epoch (a new order when shuffling), and iterating yields
     the epoch's batches with up to `prefetch` batches fetched ahead on background threads.
 
-    Items are shuffled with `seed` (the same order on every rank), then rank r of `world_size`
-    takes every world_size-th item: ranks see disjoint items. `drop_last` drops a last, short batch.
+    Rank r of `world_size` gets `shard_indices(num_items, r, world_size, shuffle, seed, epoch,
+    drop_last)`, as PyTorch's DistributedSampler: the items are shuffled with `seed + epoch` (the
+    default seed 0 is shared by every rank, so every rank computes the same order; give every rank
+    the same seed), then rank r takes every world_size-th position from r. Every rank gets the same
+    number of items, hence of batches, so DDP ranks stay in step:
+
+    - `drop_last=False` (default): the order is padded to a multiple of world_size with its first
+      items, so every item is in the epoch and up to world_size - 1 items twice; a last, short
+      batch is kept (DistributedSampler(drop_last=False) + DataLoader(drop_last=False));
+    - `drop_last=True`: the order's last num_items % world_size items are left out of the epoch
+      (no item twice), and so is a last, short batch (DistributedSampler(drop_last=True) +
+      DataLoader(drop_last=True)).
+
+    `seed=None` (entropy, a new order each run) is for a single rank only: ValueError otherwise.
     `state_dict()` / `load_state_dict()` resume mid-epoch after a restart.
     """
 
     _fixed = ("name", "num_items", "batch_size", "drop_last", "rank", "world_size")
 
-    def __init__(self, client, name, batch_size, shuffle=True, seed=None, drop_last=False, rank=0, world_size=1,
+    def __init__(self, client, name, batch_size, shuffle=True, seed=0, drop_last=False, rank=0, world_size=1,
                  prefetch=2, categories=None, background=None, region=None, dtype=None, workers=None, mask_format=None,
                  compression=None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if not 0 <= rank < world_size:
             raise ValueError("rank must be in 0..world_size-1")
+        if shuffle and seed is None and world_size > 1:
+            raise ValueError("seed=None would shuffle each rank differently (overlapping shards): give every rank the "
+                             "same seed (the default is 0)")
         self.client = client
         self.name = name
         self.batch_size = batch_size
@@ -175,11 +192,8 @@ class BatchLoader(_Epochs):
         self._order = self._make_order()
 
     def _make_order(self):
-        order = np.arange(self.num_items)
-        if self.shuffle:
-            seed = None if self.seed is None else self.seed + self.epoch
-            np.random.default_rng(seed).shuffle(order)
-        return order[self.rank::self.world_size]
+        return shard_indices(self.num_items, self.rank, self.world_size, self.shuffle, self.seed, self.epoch,
+                             self.drop_last)
 
     def _new_epoch(self):
         self._order = self._make_order()
@@ -212,8 +226,14 @@ class BatchLoader(_Epochs):
         return state
 
     def _adopt(self, state):
-        self.shuffle = bool(state["shuffle"])
-        self.seed = None if state["seed"] is None else int(state["seed"])
+        shuffle = bool(state["shuffle"])
+        seed = None if state["seed"] is None else int(state["seed"])
+        if shuffle and seed is None and self.world_size > 1:
+            # Saved by a client before shared seeds: each rank's order was its own draw.
+            raise ValueError("cannot resume a state without a seed on %d ranks (each rank had drawn its own order): "
+                             "start its epoch again with a shared seed, loader.set_epoch(state['epoch'])" % self.world_size)
+        self.shuffle = shuffle
+        self.seed = seed
 
     def _restore(self, state):
         if "order" in state:
@@ -226,7 +246,8 @@ class PatchLoader(_Epochs):
 
     Batch b of epoch e on rank r is the sample seeded with `batch_seed(b)`, a hash of (seed, e, b,
     r): epochs differ, ranks draw different patches, and the same seed and epoch give the same
-    batches again (on any machine, after restarts). `loader[b]` is a tuple of the sample's
+    batches again (on any machine, after restarts). Every rank has `batches_per_epoch` batches,
+    and the default seed 0 is the same on every rank: nothing to shard, ranks stay in step. `loader[b]` is a tuple of the sample's
     members named in `keys` (default `("image", "mask")`; `keys=None` gives the whole dict, with
     `center`, `scan_index`, `aug` and `foreground`); iterating prefetches as BatchLoader does.
     `options` go to `Client.sample`: classes, scans, categories, background, dtype, mask_format,
