@@ -28,18 +28,18 @@ public struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
         let body = response.body
         let sent = SentBytes()
         response.body = ResponseBody(contentLength: body.contentLength) { writer in
-            func record(_ outcome: String) {
+            func record(_ outcome: String, reason: String? = nil) {
                 let bytes = isHead ? 0 : sent.count.load(ordering: .relaxed)
                 Counter(label: "medsegd_response_bytes", dimensions: [("route", route)]).increment(by: bytes)
                 guard enabled else { return }
                 let elapsed = ContinuousClock.now - started
                 let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-                logger.info(
-                    "request",
-                    metadata: [
-                        "method": "\(method)", "route": "\(route)", "path": "\(path)", "status": "\(status)", "bytes": "\(bytes)",
-                        "ms": "\(Double(Int(milliseconds * 100)) / 100)", "body": "\(outcome)",
-                    ])
+                var metadata: Logger.Metadata = [
+                    "method": "\(method)", "route": "\(route)", "path": "\(path)", "status": "\(status)", "bytes": "\(bytes)",
+                    "ms": "\(Double(Int(milliseconds * 100)) / 100)", "body": "\(outcome)",
+                ]
+                if let reason { metadata["reason"] = "\(reason)" }
+                logger.info("request", metadata: metadata)
             }
             do {
                 try await body.write(
@@ -49,8 +49,10 @@ public struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
                     })
                 record("complete")
             } catch {
-                // The client left, a stalled response was cut, or a file broke mid-stream.
-                record("aborted")
+                // The client left, a stalled response was cut, or the data broke mid-stream (a file
+                // changed, an overlap in a streamed label map: the reason is logged, since the
+                // client only sees the body end early).
+                record("aborted", reason: (error as? TensorError)?.message)
                 throw error
             }
         }
