@@ -102,7 +102,9 @@ enum TensorPlan: Sendable {
             for source in sources { source.close() }
             return .headersOnly(headers, length: exactLength)
         }
-        guard body.length <= (request.findsErrorsWhileReading ? labelsWholeBodyLimit : wholeBodyLimit) else { return .streaming(headers, length: exactLength, parts: body.parts) }
+        guard body.length <= (request.findsErrorsWhileReading ? labelsWholeBodyLimit : wholeBodyLimit) else {
+            return .streaming(headers, length: exactLength, parts: body.parts)
+        }
         return .unbuilt(PendingBody(request: request, cacheKey: cacheKey, headers: headers, length: body.length, sources: sources, parts: body.parts))
     }
 }

@@ -55,7 +55,7 @@ public final class ResponseMemory: Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 enum Outcome { case granted, queued, abandoned }
                 let outcome = state.withLock { state -> Outcome in
-                    if Task.isCancelled || channel?.isActive == false { return .abandoned }
+                    if Task.isCancelled { return .abandoned }
                     guard state.waiting.isEmpty, state.available >= bytes else {
                         state.waiting.append(Waiter(id: id, bytes: bytes, continuation: continuation))
                         return .queued
@@ -67,7 +67,7 @@ public final class ResponseMemory: Sendable {
                 case .granted: continuation.resume()
                 case .abandoned: continuation.resume(throwing: CancellationError())
                 case .queued:
-                    // Runs at once if the connection closed since `isActive` was read.
+                    // Runs at once when the connection has closed already.
                     channel?.closeFuture.whenComplete { _ in self.abandon(id) }
                 }
             }
