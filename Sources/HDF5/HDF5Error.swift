@@ -10,6 +10,9 @@ public struct HDF5Error: Error, Sendable, Equatable, CustomStringConvertible {
         case readFailed = "cannot read"
         case writeFailed = "cannot write"
         case invalidSelection = "invalid selection"
+        /// The file could not be checked before opening (see MedSegData's HDF5Vetting): nothing
+        /// is known against it, and asking again may succeed.
+        case checkUnavailable = "cannot check"
     }
 
     public var kind: Kind

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Logging
 import MedSegData
 import TestSupport
@@ -8,6 +9,13 @@ import Testing
 /// Issue 10's smaller findings, each at the unit that decides it.
 @Suite("Hardening: query decoding, token comparison, load order")
 struct HardeningTests {
+    @Test("data that cannot be served now (a file's safety check could not be made) is 503 with Retry-After")
+    func unavailableData() {
+        let error = APIError(TensorError(.unavailable, "item 3 (a.h5) cannot be opened now: ask again"))
+        #expect(error.status == .serviceUnavailable && error.code == .notReady)
+        #expect(error.headers[.retryAfter] == "5")
+    }
+
     @Test("query strings decode as forms: + is a space, then %XX; unknown, repeated or bad parameters are 400s")
     func queryStrings() throws {
         let query = try QueryParameters("categories=%5B0%2C+%5B1%2C+2%5D%5D&region=0:4,+0:4&pretty", known: ["categories", "region", "pretty"])
@@ -113,12 +121,11 @@ struct HardeningTests {
         var first: ResponseMemory.Reservation? = try await memory.reserve(70)
         #expect(memory.held == 70)
         let waiting = Task { try await memory.reserve(50).bytes }
-        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await Self.eventually { Self.queued(memory) }, "the second reservation waits in the queue")
         #expect(memory.held == 70, "the second reservation waits")
         first = nil
         #expect(try await waiting.value == 50)
-        try await Task.sleep(for: .milliseconds(10))
-        #expect(memory.held == 0, "every reservation is given back when it goes")
+        #expect(try await Self.eventually { memory.held == 0 }, "every reservation is given back when it goes")
         #expect(try await memory.reserve(1000).bytes == 100, "a body larger than the budget takes all of it")
         _ = first
     }
@@ -129,7 +136,9 @@ struct HardeningTests {
         var first: ResponseMemory.Reservation? = try await memory.reserve(60)
         // A large request waits at the head of the queue; a small one waits behind it.
         let large = Task { try await memory.reserve(100) }
-        try await Task.sleep(for: .milliseconds(50))
+        // The small one is asked for only once the large one waits (a loaded machine may not
+        // have run its task yet): then it queues behind it.
+        #expect(try await Self.eventually { Self.queued(memory) }, "the large reservation waits in the queue")
         let small = Task { try await memory.reserve(30).bytes }
         try await Task.sleep(for: .milliseconds(50))
         #expect(memory.held == 60, "both wait: the small one may not overtake the large one")
@@ -138,8 +147,21 @@ struct HardeningTests {
         #expect(throws: CancellationError.self) { try outcome.get() }
         #expect(try await small.value == 30, "the small one goes once the large one left the queue")
         first = nil
-        try await Task.sleep(for: .milliseconds(10))
-        #expect(memory.held == 0, "the cancelled wait holds nothing")
+        #expect(try await Self.eventually { memory.held == 0 }, "the cancelled wait holds nothing")
         _ = first
+    }
+
+    /// Whether a reservation waits in `memory`'s queue: then even 0 bytes are not granted at once.
+    static func queued(_ memory: ResponseMemory) -> Bool {
+        memory.tryReserve(0) == nil
+    }
+
+    /// Polls `condition` (every 5 ms, for up to 10 s: a loaded machine runs tasks late).
+    static func eventually(_ condition: () -> Bool) async throws -> Bool {
+        for _ in 0..<2000 {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return condition()
     }
 }

@@ -257,25 +257,32 @@ def test_stalled_and_slow_clients(folder):
         # A connection that sends half a request and stalls is dropped after the idle timeout.
         stalled = socket.create_connection(("127.0.0.1", daemon.port))
         stalled.sendall(b"GET /v1/datasets HTTP/1.1\r\nHost: x\r\n")
-        stalled.settimeout(10)
+        stalled.settimeout(30)
         started = time.time()
         assert stalled.recv(4096) == b""
-        assert time.time() - started < 5
+        assert time.time() - started < 15  # idle_timeout is 1 s; without it the recv times out
         # A reader that takes nothing: the server does not buffer the 64 MiB volume.
         slow = socket.create_connection(("127.0.0.1", daemon.port))
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.sendall(b"GET /v1/datasets/v/scans/0000001_V00/image?format=raw HTTP/1.1\r\nHost: x\r\n\r\n")
+        slow.settimeout(30)
+        assert slow.recv(1, socket.MSG_PEEK) == b"H"  # the response has begun (a loaded machine is slow to get there)
         time.sleep(2)
         grown = daemon.rss_kib() - baseline_rss
         assert grown < 24 * 1024, "RSS grew %d KiB for a stalled reader" % grown
         # A client that leaves mid-stream: the reading stops and every file handle is released.
         slow.recv(1 << 16)
         slow.close()
+        deadline = time.time() + 20
+        while daemon.open_files() > baseline_files + 1 and time.time() < deadline:
+            time.sleep(0.1)
+        assert daemon.open_files() <= baseline_files + 1
+        # After a moment's grace the server idles: a few percent of a core, where reading on
+        # for the client would take a whole one.
         time.sleep(1)
         cpu = daemon.cpu_seconds()
-        time.sleep(1)
-        assert daemon.cpu_seconds() - cpu < 0.2, "the server kept working for a client that left"
-        assert daemon.open_files() <= baseline_files + 1
+        time.sleep(2)
+        assert daemon.cpu_seconds() - cpu < 0.4, "the server kept working for a client that left"
         assert daemon.get("/healthz")[0] == 200
     finally:
         daemon.stop()

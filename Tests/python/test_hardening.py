@@ -293,6 +293,9 @@ def test_a_client_that_stops_reading_is_cut_off(folder, daemons):
                         categories="[{id: 0, name: a}]")
     daemon = Daemon(path)
     daemons.append(daemon)
+    # The background fingerprint pass reads the whole volume (seconds of CPU in a debug build):
+    # done before anything is measured, so that only the dropped client is.
+    daemon.wait_fingerprints()
     volume_bytes = 512 * 512 * 64 * 4
     baseline_files = daemon.open_files()
 
@@ -302,7 +305,9 @@ def test_a_client_that_stops_reading_is_cut_off(folder, daemons):
         stalled.settimeout(10)
         stalled.connect(("127.0.0.1", daemon.port))
         stalled.sendall(b"GET /v1/datasets/v/scans/0000001_V00/image?format=raw HTTP/1.1\r\nHost: x\r\n\r\n")
-        # Read nothing: the socket buffers fill, the response makes no progress for idle_timeout.
+        # Read nothing (a peek takes nothing): once the response has begun, the socket buffers
+        # fill and the response makes no progress for idle_timeout.
+        assert stalled.recv(1, socket.MSG_PEEK) == b"H"
         time.sleep(6)
         received, eof = 0, False
         deadline = time.time() + 20
@@ -323,11 +328,17 @@ def test_a_client_that_stops_reading_is_cut_off(folder, daemons):
     assert eof, "the server kept the stalled connection open (%d bytes read)" % received
     assert received < volume_bytes, "the whole volume arrived (%d bytes): the connection was not cut" % received
 
+    # The reading stopped: the file handles go (waited for: a loaded machine is slow to get there).
+    deadline = time.time() + 20
+    while daemon.open_files() > baseline_files + 1 and time.time() < deadline:
+        time.sleep(0.1)
+    assert daemon.open_files() <= baseline_files + 1, (baseline_files, daemon.open_files())
+    # Then, after a moment's grace, the server idles: a few percent of a core, where streaming the
+    # volume on would take a whole one.
     time.sleep(1)
     cpu = daemon.cpu_seconds()
-    time.sleep(1)
-    assert daemon.cpu_seconds() - cpu < 0.2, "the server kept working for a client it dropped"
-    assert daemon.open_files() <= baseline_files + 1, (baseline_files, daemon.open_files())
+    time.sleep(2)
+    assert daemon.cpu_seconds() - cpu < 0.4, "the server kept working for a client it dropped"
     status, _, _ = daemon.request("GET", "/healthz")
     assert status == 200
     assert daemon.process.poll() is None
@@ -410,6 +421,7 @@ def test_cheap_requests_stay_fast_while_large_batches_run(folder, daemons):
     path = write_config(folder, ["D: {format: slices-2d, scan_root: 2d}"], server="server: {cache_bytes: 0}")
     daemon = Daemon(path)
     daemons.append(daemon)
+    daemon.wait_fingerprints()  # its CPU time below is the batches' only
     # Each: 64 items x 300 classes of 6 channels, ~80 MB of masks, seconds of collation.
     body = {"indices": list(range(8)) * 8, "categories": [[0, 1, 2, 3, 4, 5]] * 300}
     results = []
@@ -423,18 +435,25 @@ def test_cheap_requests_stay_fast_while_large_batches_run(folder, daemons):
     for thread in threads:
         thread.start()
     try:
-        time.sleep(0.5)
+        # Until the server works on them (its CPU time moves): a guessed sleep may end before a
+        # loaded machine has even sent them.
+        cpu, deadline = daemon.cpu_seconds(), time.time() + 30
+        while daemon.cpu_seconds() - cpu < 0.3 and any(t.is_alive() for t in threads) and time.time() < deadline:
+            time.sleep(0.02)
         busy = all(thread.is_alive() for thread in threads)
         started = time.time()
-        status, _, data = daemon.request("GET", "/v1/datasets/D/items/0/image", timeout=10)
+        status, _, data = daemon.request("GET", "/v1/datasets/D/items/0/image", timeout=60)
         elapsed = time.time() - started
     finally:
         for thread in threads:
             thread.join(timeout=150)
     assert status == 200, data[:300]
     np.testing.assert_array_equal(np.load(io.BytesIO(data)), arrays[0][0])
-    assert elapsed < 10, elapsed
     assert len(results) == 2 and all(r[0] == 200 for r in results), results
+    # Measured against the batches themselves (a debug build on a loaded machine is slow at
+    # both): waiting behind one would take about as long as it.
+    heavy = min(r[2] for r in results)
+    assert elapsed < max(2.0, heavy / 2), (elapsed, heavy)
     # 64 x 64 x 64 x 300 uint8 masks: the heavy requests did real work.
     assert all(r[1] > 64 * 64 * 64 * 300 for r in results), results
     assert busy, "the heavy batches ended before the cheap request was sent: %r" % results
@@ -500,12 +519,19 @@ def access_lines(log):
     return [line for line in log.splitlines() if " route=" in line and line.endswith("] request") and "route=/readyz" not in line]
 
 
+def wait_access_lines(daemon, count, timeout=20):
+    """The access-log lines once there are at least `count` (a line may follow its response)."""
+    deadline = time.time() + timeout
+    while len(access_lines(daemon.log)) < count and time.time() < deadline:
+        time.sleep(0.05)
+    return access_lines(daemon.log)
+
+
 def test_reload_applies_access_log(folder, daemons):
     daemon, rewrite = start_for_reloads(folder, daemons)
-    lines = len(access_lines(daemon.log))
+    lines = len(wait_access_lines(daemon, 0))
     assert daemon.request("GET", "/v1/datasets")[0] == 200
-    time.sleep(0.2)
-    new = access_lines(daemon.log)[lines:]
+    new = wait_access_lines(daemon, lines + 1)[lines:]
     assert len(new) == 1 and "route=/v1/datasets " in new[0] and "status=200" in new[0], new
     rewrite(access_log="false")
     daemon.reload()
@@ -518,8 +544,8 @@ def test_reload_applies_access_log(folder, daemons):
     rewrite(access_log="true")
     daemon.reload()
     assert daemon.request("GET", "/v1/datasets")[0] == 200
-    time.sleep(0.2)
-    assert len(access_lines(daemon.log)) == lines + 1
+    # Exactly one more: none of the three above came late either.
+    assert len(wait_access_lines(daemon, lines + 1)) == lines + 1
 
 
 def test_reload_names_the_settings_that_need_a_restart(folder, daemons):

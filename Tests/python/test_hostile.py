@@ -128,3 +128,73 @@ def test_garbage_on_the_socket(server):
             except (ConnectionResetError, socket.timeout):
                 pass
     assert server.get("/healthz")[0] == 200
+
+
+def read_one_response(connection):
+    """One HTTP/1.1 response read off a raw socket: (status, headers with lower-case names, body,
+    whatever followed it before the server closed or went quiet for a second)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        assert chunk, "the server closed the connection without a response: %r" % data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {name.strip().lower(): value.strip() for name, value in (line.split(":", 1) for line in lines[1:])}
+    length = int(headers["content-length"])
+    while len(rest) < length:
+        chunk = connection.recv(65536)
+        assert chunk, "the response was cut short"
+        rest += chunk
+    body, after = rest[:length], rest[length:]
+    connection.settimeout(1)
+    try:
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            after += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return status, headers, body, after
+
+
+CHUNKED_POST = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("request_bytes", [
+    pytest.param(CHUNKED_POST % b"/v1/datasets/oai_2d/batch" + b"zz\r\n", id="bad-chunk-size"),
+    pytest.param(CHUNKED_POST % b"/v1/datasets/oai_2d/batch" + b'5\r\n{"ind\r\nzz\r\nices": [0]}\r\n0\r\n\r\n', id="bad-second-chunk"),
+    pytest.param(CHUNKED_POST % b"/v1/datasets/oai_3d/sample" + b"zz\r\n", id="sample-bad-chunk-size"),
+    # A body cut short: Content-Length promises more than arrives before the client stops sending.
+    pytest.param(b"POST /v1/datasets/oai_2d/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n{\"indices\": [0", id="truncated"),
+])
+def test_a_malformed_request_body_is_400_json_and_the_server_lives_on(server, request, request_bytes):
+    """HTTP framing broken inside the body (found by NIO's parser while the route reads it) is the
+    client's error: 400 with the contract's JSON, one response, the connection closed after it."""
+    host, port = urllib.parse.urlsplit(server.base).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(request_bytes)
+        if request.node.callspec.id == "truncated":
+            connection.shutdown(socket.SHUT_WR)
+        status, headers, body, after = read_one_response(connection)
+    assert status == 400, (status, body[:300])
+    assert headers["content-type"].startswith("application/json")
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_request" and "malformed" in error["message"], error
+    assert server.root not in error["message"]
+    assert after == b"", "more than one response: %r" % after[:300]
+    assert server.get("/healthz")[0] == 200
+
+
+def test_a_chunked_body_over_max_body_bytes_stays_413(server):
+    host, port = urllib.parse.urlsplit(server.base).netloc.split(":")
+    body = b" " * (2 << 20)
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(CHUNKED_POST % b"/v1/datasets/oai_2d/batch" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+        status, headers, body, _ = read_one_response(connection)
+    assert status == 413, (status, body[:300])
+    assert json.loads(body)["error"]["code"] == "too_large"
+    assert server.get("/healthz")[0] == 200

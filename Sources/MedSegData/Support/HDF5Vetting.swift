@@ -1,4 +1,4 @@
-import Glibc
+import Dispatch
 public import HDF5
 import Synchronization
 
@@ -8,26 +8,65 @@ import Synchronization
 /// opens a file with HDF5 for the first time (per version of it), a child process (`medsegd vet`)
 /// first does with it everything the readers do: opens its datasets, learns their storage, reads
 /// what only the library can read. If the child dies, the file is refused (422) and the server
-/// lives on. One long-lived child serves every check; each costs a pipe round trip and an HDF5
-/// open, once per file version.
+/// lives on. Long-lived children serve the checks; each costs a pipe round trip and an HDF5
+/// open, once per file version. A check that could not be made (no child could start, or it
+/// timed out) is no verdict: that request is refused with 503, and the next one checks again.
 public final class HDF5Vetting: Sendable {
     public static let shared = HDF5Vetting()
 
-    private struct Child {
-        var pid: pid_t
-        var input: Int32
-        var output: Int32
+    /// What a check found: only `.safe` and `.refused` are verdicts on the file (remembered for
+    /// its version); `.unavailable` says nothing about it, and the next request checks again.
+    enum Outcome: Sendable, Equatable {
+        case safe
+        case refused(String)
+        case unavailable(String)
+    }
+
+    /// A check under way: requests for the same file version wait for it instead of starting another.
+    private final class Check: Sendable {
+        let identity: FileIdentity
+        private let finished = DispatchGroup()
+        private let result = Mutex<Outcome?>(nil)
+
+        init(identity: FileIdentity) {
+            self.identity = identity
+            finished.enter()
+        }
+
+        func finish(_ outcome: Outcome) {
+            result.withLock { $0 = outcome }
+            finished.leave()
+        }
+
+        func wait() -> Outcome {
+            finished.wait()
+            return result.withLock { $0 } ?? .unavailable("its check ended without an answer; ask again")
+        }
     }
 
     private struct State {
         var executable: String?
-        var child: Child?
+        /// Children between checks. A check takes one (or starts one), so checks of different
+        /// files run side by side; their number is bounded by the threads that open files.
+        var idle: [VettingChild] = []
         var verdicts: [String: (identity: FileIdentity, problem: String?)] = [:]
+        var inFlight: [String: Check] = [:]
     }
 
     private let state = Mutex(State())
-    /// A file the child takes longer than this to open is refused as well (HDF5 can also hang).
-    static let timeoutMilliseconds: Int32 = 20_000
+    /// A file the child takes longer than this to open is not opened (HDF5 can also hang); the
+    /// request is answered 503, and the file is checked again on the next one.
+    let timeoutMilliseconds: Int32
+    /// Children kept between checks (more are stopped when their check ends).
+    private static let maxIdle = 4
+
+    init(timeoutMilliseconds: Int32 = 20_000) {
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
+
+    deinit {
+        for child in state.withLock({ $0.idle }) { child.stop() }
+    }
 
     /// Vets every file from now on with `executable vet` (the server and `medsegd check` do;
     /// tests of the core do not).
@@ -36,10 +75,15 @@ public final class HDF5Vetting: Sendable {
     }
 
     /// Opens `path` with HDF5 once a child process has survived doing the same with this version
-    /// of it (a file replaced between the check and the open is not opened unchecked).
+    /// of it (a file replaced between the check and the open is not opened unchecked). A check
+    /// that could not be made throws `.checkUnavailable`.
     public func open(_ path: String) throws(HDF5Error) -> HDF5File {
-        let (identity, problem) = check(path)
-        if let problem { throw HDF5Error(.openFailed, file: path, detail: problem) }
+        let (identity, outcome) = check(path)
+        switch outcome {
+        case .safe: break
+        case .refused(let problem): throw HDF5Error(.openFailed, file: path, detail: problem)
+        case .unavailable(let problem): throw HDF5Error(.checkUnavailable, file: path, detail: problem)
+        }
         let file = try HDF5File.open(path)
         if let identity, file.fileDescriptor.flatMap(FileIdentity.of(descriptor:)) != identity {
             throw HDF5Error(.openFailed, file: path, detail: "it changed while it was being opened; ask again")
@@ -47,91 +91,83 @@ public final class HDF5Vetting: Sendable {
         return file
     }
 
-    /// The version checked, and why it must not be opened in this process (nil: it may, or
-    /// vetting is off, or the file is missing and opening it will say so).
-    func check(_ path: String) -> (FileIdentity?, String?) {
-        guard let identity = FileIdentity.of(path) else { return (nil, nil) }
-        return state.withLock { state in
-            guard let executable = state.executable else { return (nil, nil) }
-            if let verdict = state.verdicts[path], verdict.identity == identity { return (identity, verdict.problem) }
-            let problem = Self.ask(path, executable: executable, child: &state.child)
-            if state.verdicts.count > 1_000_000 { state.verdicts.removeAll(keepingCapacity: true) }
-            state.verdicts[path] = (identity, problem)
-            return (identity, problem)
+    /// The version checked, and whether it may be opened in this process (`.safe` also when
+    /// vetting is off, or the file is missing and opening it will say so). No lock is held while
+    /// a child works: only requests for the same file version wait for it.
+    func check(_ path: String) -> (FileIdentity?, Outcome) {
+        guard let identity = FileIdentity.of(path) else { return (nil, .safe) }
+        enum Step {
+            case answered(Outcome)
+            case wait(Check)
+            case ask(Check, executable: String, child: VettingChild?)
+        }
+        let step = state.withLock { state -> Step in
+            guard let executable = state.executable else { return .answered(.safe) }
+            if let verdict = state.verdicts[path], verdict.identity == identity {
+                return .answered(verdict.problem.map(Outcome.refused) ?? .safe)
+            }
+            if let check = state.inFlight[path], check.identity == identity { return .wait(check) }
+            let check = Check(identity: identity)
+            state.inFlight[path] = check
+            return .ask(check, executable: executable, child: state.idle.popLast())
+        }
+        switch step {
+        case .answered(let outcome):
+            return (identity, outcome)
+        case .wait(let check):
+            return (identity, check.wait())
+        case .ask(let check, let executable, let child):
+            let (outcome, survivor) = ask(path, executable: executable, child: child)
+            var surplus: VettingChild?
+            state.withLock { state in
+                if state.verdicts.count > 1_000_000 { state.verdicts.removeAll(keepingCapacity: true) }
+                switch outcome {
+                case .safe: state.verdicts[path] = (identity, nil)
+                case .refused(let problem): state.verdicts[path] = (identity, problem)
+                case .unavailable: break  // no verdict: the next request asks again
+                }
+                if state.inFlight[path] === check { state.inFlight[path] = nil }
+                if let survivor {
+                    if state.idle.count < Self.maxIdle { state.idle.append(survivor) } else { surplus = survivor }
+                }
+            }
+            surplus?.stop()
+            check.finish(outcome)
+            return (identity, outcome)
         }
     }
 
-    /// One question to the child (started when there is none): nil when it opened the file and answered.
-    private static func ask(_ path: String, executable: String, child: inout Child?) -> String? {
-        guard !path.utf8.contains(0x0A), !path.utf8.contains(0) else { return "its path cannot be checked (a newline in it)" }
-        if child == nil { child = spawn(executable) }
-        guard let running = child else { return nil }  // no child could be started: serve as before
-        let request = Array((path + "\n").utf8)
-        var answer: [UInt8] = []
-        let sent = request.withUnsafeBytes { write(running.input, $0.baseAddress, $0.count) } == request.count
-        if sent {
-            var poller = pollfd(fd: running.output, events: Int16(POLLIN), revents: 0)
-            var byte: UInt8 = 0
-            while poll(&poller, 1, timeoutMilliseconds) > 0, read(running.output, &byte, 1) == 1 {
-                if byte == 0x0A { break }
-                answer.append(byte)
+    /// One question to a child (`child`, or a new one): the outcome, and the child when it is
+    /// still fit to ask again. A child that died between checks is replaced once.
+    private func ask(_ path: String, executable: String, child: VettingChild?) -> (Outcome, VettingChild?) {
+        guard !path.utf8.contains(0x0A), !path.utf8.contains(0) else {
+            return (.refused("its path cannot be checked (a newline in it)"), child)
+        }
+        var child = child
+        for _ in 0..<2 {
+            let running: VettingChild
+            if let child {
+                running = child
+            } else {
+                do {
+                    running = try VettingChild.spawn(executable)
+                } catch {
+                    return (.unavailable("no process to check it could be started (\(error.reason)); ask again"), nil)
+                }
+            }
+            switch running.ask(path, timeoutMilliseconds: timeoutMilliseconds) {
+            case .ok:
+                return (.safe, running)
+            case .died:
+                return (.refused("the HDF5 library fails on this file (its check process died); it is not read"), nil)
+            case .timedOut:
+                let seconds = Double(timeoutMilliseconds) / 1000
+                return (.unavailable("its check did not finish in \(seconds) s (the server is busy, or the file is); ask again"), nil)
+            case .notDelivered:
+                child = nil  // it had died before the question: ask a new one
             }
         }
-        guard String(decoding: answer, as: UTF8.self) == "ok" else {
-            // The child died on this file (or hung): stop it; the next question starts another.
-            kill(running.pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(running.pid, &status, 0)
-            close(running.input)
-            close(running.output)
-            child = nil
-            return "the HDF5 library fails on this file (its check process died); it is not read"
-        }
-        return nil
-    }
-
-    private static func spawn(_ executable: String) -> Child? {
-        var toChild: [Int32] = [0, 0]
-        var fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0 else { return nil }
-        guard pipe(&fromChild) == 0 else {
-            close(toChild[0])
-            close(toChild[1])
-            return nil
-        }
-        // Only the child's ends reach the child (by dup2 onto 0 and 1), and no other process.
-        for descriptor in toChild + fromChild { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
-        // The child's death is the expected answer for a bad file: no crash report in the log
-        // (and none of the seconds Swift's backtracer would spend writing it).
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var pid: pid_t = 0
-        let arguments = [executable, "vet"]
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var environment: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no")]
-        var index = 0
-        while let variable = environ[index] {
-            if !String(cString: variable).hasPrefix("SWIFT_BACKTRACE=") { environment.append(strdup(variable)) }
-            index += 1
-        }
-        environment.append(nil)
-        defer { for pointer in environment { free(pointer) } }
-        let status = posix_spawn(&pid, executable, &actions, nil, &argv, &environment)
-        close(toChild[0])
-        close(fromChild[1])
-        guard status == 0 else {
-            close(toChild[1])
-            close(fromChild[0])
-            return nil
-        }
-        // A child that dies must not kill us with SIGPIPE on the next write.
-        signal(SIGPIPE, SIG_IGN)
-        return Child(pid: pid, input: toChild[1], output: fromChild[0])
+        return (.unavailable("its check process stopped answering; ask again"), nil)
     }
 
     /// What the child does with one file: everything medsegd's readers do with HDF5 (open the

@@ -79,7 +79,10 @@ final class LibraryArray: ArrayStore {
     }
 
     private func unreadable(_ error: HDF5Error) -> TensorError {
-        TensorError(.unprocessable, "\(describe) cannot be read: \(error.detail)", file: file)
+        if error.kind == .checkUnavailable {
+            return TensorError(.unavailable, "\(describe) cannot be opened now: \(error.detail)", file: file)
+        }
+        return TensorError(.unprocessable, "\(describe) cannot be read: \(error.detail)", file: file)
     }
 }
 

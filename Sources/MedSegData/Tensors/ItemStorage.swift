@@ -74,6 +74,9 @@ extension TensorError {
     static func unreadable(item: Int?, file: String, _ error: HDF5Error) -> TensorError {
         let subject = item.map { "item \($0) (\(Paths.fileName(of: file)))" } ?? Paths.fileName(of: file)
         let key = error.object.map { " '\($0)'" } ?? ""
+        if error.kind == .checkUnavailable {
+            return TensorError(.unavailable, "\(subject) cannot be opened now: \(error.detail)", file: file)
+        }
         let detail: String
         switch error.kind {
         case .notFound: detail = "has no dataset\(key)"

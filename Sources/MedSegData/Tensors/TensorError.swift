@@ -1,5 +1,6 @@
 /// Why an array cannot be served as asked. The kinds follow who must act: the client
-/// (`invalidRequest`, `notFound`, `tooLarge`) or whoever owns the data (`unprocessable`).
+/// (`invalidRequest`, `notFound`, `tooLarge`), whoever owns the data (`unprocessable`), or
+/// nobody: the server cannot do it right now and the client should ask again (`unavailable`).
 /// Messages name files by their base name only.
 public struct TensorError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable {
@@ -7,6 +8,7 @@ public struct TensorError: Error, Sendable, CustomStringConvertible {
         case notFound
         case unprocessable
         case tooLarge
+        case unavailable
     }
 
     public var kind: Kind

@@ -1,3 +1,4 @@
+import HTTPTypes
 import MedSegData
 
 extension APIError {
@@ -8,6 +9,8 @@ extension APIError {
         case .notFound: self.init(.notFound, error.message)
         case .unprocessable: self.init(.unprocessable, error.message)
         case .tooLarge: self.init(.tooLarge, error.message)
+        // Nothing is wrong with the request or the data (a file's safety check could not be made).
+        case .unavailable: self.init(.notReady, error.message, headers: [.retryAfter: "5"])
         }
     }
 }

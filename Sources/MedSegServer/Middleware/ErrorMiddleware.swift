@@ -2,11 +2,12 @@ import HTTPTypes
 public import Hummingbird
 import Logging
 import MedSegData
+import NIOHTTP1
 
 /// Makes every error a JSON error response of the contract: Hummingbird's own (unknown route,
-/// body too large) are translated, anything unexpected becomes a logged 500 with no detail sent
-/// out. Errors become responses here, so the middleware around it (access log, metrics) sees
-/// every status.
+/// body too large) and NIO's HTTP parser's (a malformed body: the client's fault, 400) are
+/// translated, anything unexpected becomes a logged 500 with no detail sent out. Errors become
+/// responses here, so the middleware around it (access log, metrics) sees every status.
 public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     public init() {}
 
@@ -18,14 +19,18 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             apiError = error
         } catch let error as TensorError {
             apiError = APIError(error)
-            if error.kind == .unprocessable {
-                // Data on disk that cannot be served: the operator needs the file, the client does not.
+            if error.kind == .unprocessable || error.kind == .unavailable {
+                // Data on disk that cannot be served (or checked, now): the operator needs the file, the client does not.
                 context.logger.warning(
                     "data cannot be served",
                     metadata: [
                         "file": "\(error.file ?? "unknown")", "error": "\(error.message)", "path": "\(request.uri.path.prefix(200))",
                     ])
             }
+        } catch let error as HTTPParserError {
+            // The body's framing broke (a bad chunk size, a body cut short), found as the route
+            // reads it. The connection cannot carry another request after this one.
+            apiError = APIError(.badRequest, "malformed request: \(String(reflecting: error))", headers: [.connection: "close"])
         } catch let error as any HTTPResponseError {
             apiError = Self.translate(error, request: request)
         } catch {
