@@ -4,6 +4,7 @@ import Logging
 import MedSegData
 import MedSegServer
 import Metrics
+import NIOCore
 import Prometheus
 
 struct ServeCommand: AsyncParsableCommand {
@@ -53,6 +54,19 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as MedSegServer.StartupError {
             printError("cannot start: \(error)")
             throw ExitCode(78)
+        } catch let error as IOError where [EADDRINUSE, EADDRNOTAVAIL, EACCES].contains(error.errnoCode) {
+            // Not a configuration error (exit 1, so systemd may retry): the port may free up.
+            let address = "\(configuration.server.host):\(configuration.server.port)"
+            let advice: String
+            switch error.errnoCode {
+            case EADDRINUSE:
+                advice =
+                    "the address is already in use: stop what listens there (`ss -ltnp 'sport = :\(configuration.server.port)'` shows it) or choose another port (--port or server.port)"
+            case EACCES: advice = "permission denied: ports below 1024 need privileges; choose a port of 1024 or more (--port or server.port)"
+            default: advice = "this machine has no such address: use one of its own (--host or server.host), or 0.0.0.0 for all"
+            }
+            printError("cannot start: cannot listen on \(address): \(advice)")
+            throw ExitCode(1)
         }
     }
 }

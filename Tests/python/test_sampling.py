@@ -556,7 +556,7 @@ def test_fingerprints_are_numpys_statistics(data, name):
         check_intensity(scan["intensity"], numpy_intensity(volume.image), what=volume.scan_id)
     # The dataset: sums, shapes and dtypes, and the intensity over every voxel.
     assert fingerprint["dataset"] == name and fingerprint["spacing"] == [0.5, 0.5, 2.0]
-    assert fingerprint["classes"] == ["0", "[1, 2]", "3", "[4, 5]"]
+    assert fingerprint["classes"] == [0, [1, 2], 3, [4, 5]]
     assert fingerprint["volumes"] == len(volumes) and fingerprint["voxels"] == sum(v.image.size for v in volumes)
     assert fingerprint["shapes"] == {"min": np.min([v.shape for v in volumes], axis=0).tolist(),
                                      "max": np.max([v.shape for v in volumes], axis=0).tolist()}

@@ -116,8 +116,15 @@ public struct JSONWriter {
     }
 
     /// Ends the document; pretty output ends with a newline, as curl users expect.
+    /// Ends the document: pretty ones with a newline.
     public mutating func finish() {
         if pretty { bytes.append(UInt8(ascii: "\n")) }
+    }
+
+    /// Ends the document with a newline, compact or pretty: HTTP bodies, so that `curl` output
+    /// ends its line.
+    public mutating func finishLine() {
+        bytes.append(UInt8(ascii: "\n"))
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
@@ -141,11 +148,11 @@ public struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    /// One value as a complete document.
-    public static func encode(_ value: JSONValue, pretty: Bool = false) -> [UInt8] {
+    /// One value as a complete document (`line`: always ending with a newline).
+    public static func encode(_ value: JSONValue, pretty: Bool = false, line: Bool = false) -> [UInt8] {
         var writer = JSONWriter(pretty: pretty)
         writer.value(value)
-        writer.finish()
+        if line { writer.finishLine() } else { writer.finish() }
         return writer.bytes
     }
 }

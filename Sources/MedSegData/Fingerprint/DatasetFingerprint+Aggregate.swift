@@ -14,7 +14,7 @@ extension DatasetFingerprint {
                 max: (0..<rank).map { axis in scans.map { $0.shape[axis] }.max()! })
         }
         return DatasetFingerprint(
-            dataset: entry.name, spacing: spacing, classes: entry.metadata.categoryIDs.map(\.description), volumes: scans.count,
+            dataset: entry.name, spacing: spacing, classes: entry.metadata.categoryIDs, volumes: scans.count,
             voxels: scans.reduce(0) { $0.addingSaturating($1.voxels) }, shapes: shapes, dtypes: Array(Set(scans.map(\.dtype))).sorted(),
             intensity: pooledIntensity(records), channelVoxels: elementwiseSum(scans.map(\.channelVoxels)),
             classVoxels: elementwiseSum(scans.map(\.classVoxels)), scans: scans)

@@ -67,8 +67,9 @@ public struct DatasetFingerprint: Codable, Sendable, Equatable {
     public var dataset: String
     /// The metadata's `spacing`, when it has one.
     public var spacing: [Double]?
-    /// The collated classes counted in `class_voxels`, as `category_ids` lists them.
-    public var classes: [String]
+    /// The collated classes counted in `class_voxels`, as `category_ids` lists them (JSON: a
+    /// channel number or a list of them, e.g. `[0, [1, 2]]`).
+    public var classes: [CategoryID]
     public var volumes: Int
     public var voxels: Int
     /// Per axis, over volumes of one rank (nil when ranks differ).

@@ -77,7 +77,7 @@ extension TensorReader {
             }
             defer { maskSource.close() }
             let bytes = max(maskSource.readByteCount, maskSource.layout.byteCount)
-            guard bytes <= byteLimit else { throw Self.overLimit(bytes, byteLimit) }
+            guard bytes <= byteLimit else { throw Self.overLimit(bytes, byteLimit, reading: maskSource.readByteCount > maskSource.layout.byteCount) }
             opened.merge(maskSource.openedFiles) { first, _ in first }
             mask = try maskSource.readAll()
         }

@@ -21,7 +21,9 @@ extension TensorReader {
             opened.append(source)
             let size = max(source.layout.byteCount, source.readByteCount)
             let (total, overflow) = bytes.addingReportingOverflow(size)
-            guard !overflow, total <= byteLimit else { throw Self.overLimit(overflow ? Int.max : total, byteLimit) }
+            guard !overflow, total <= byteLimit else {
+                throw Self.overLimit(overflow ? Int.max : total, byteLimit, reading: source.readByteCount > source.layout.byteCount)
+            }
             bytes = total
             return source
         }
@@ -83,10 +85,12 @@ extension TensorReader {
         }
     }
 
-    public static func overLimit(_ bytes: Int, _ limit: Int) -> TensorError {
+    /// A 413 naming the limit. `reading`: the bytes counted are those read (a collated mask or
+    /// label map reads every stored channel), not the response's.
+    public static func overLimit(_ bytes: Int, _ limit: Int, reading: Bool = false) -> TensorError {
         let size = bytes == Int.max ? "more bytes than can be counted" : "\(bytes) bytes"
-        return TensorError(
-            .tooLarge, "the response would be \(size), over max_response_bytes (\(ByteSize(bytes: limit))); ask for a region or fewer items")
+        let subject = reading ? "reading it would take \(size) (a mask is read with every stored channel)" : "the response would be \(size)"
+        return TensorError(.tooLarge, "\(subject), over max_response_bytes (\(ByteSize(bytes: limit))); ask for a region or fewer items")
     }
 
     private static func checkOneLayout(_ sources: [any TensorSource], _ indices: [Int], what: String) throws(TensorError) {

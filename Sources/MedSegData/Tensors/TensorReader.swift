@@ -122,7 +122,7 @@ public struct TensorReader: Sendable {
         guard options.dtype == nil else { throw TensorError(.invalidRequest, "dtype applies to images only, not masks") }
         let datasets = try openSlices(volume, scanID: scanID, masks: true)
         let shape = datasets[0].shape
-        let selection = try selection(options, channels: shape[3], what: "the masks of scan '\(scanID)'")
+        let selection = try selection(options, channels: shape[3], what: "each mask of scan '\(scanID)'")
         let region = try resolve(options.region, for: [shape[0], shape[1], datasets.count])
         let transform = MaskTransform(
             selection: selection, background: options.background, format: options.maskFormat, subject: "the masks of scan '\(scanID)' (aug \(aug))")
@@ -270,7 +270,8 @@ public struct TensorReader: Sendable {
         }
         let defaults = CategorySelection(entry.metadata.categoryIDs)
         if let bad = defaults.ids.flatMap(\.channels).first(where: { $0 >= channels }) {
-            throw TensorError(.unprocessable, "the dataset's category_ids select channel \(bad), but \(what) has \(channels) channels")
+            throw TensorError(
+                .unprocessable, "the dataset's category_ids select channel \(bad), but \(what) holds \(channels) channels (0...\(channels - 1))")
         }
         return defaults
     }

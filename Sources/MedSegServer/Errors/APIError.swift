@@ -33,6 +33,9 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     public var message: String
     /// Extra response headers (`Allow` on 405).
     public var headers: HTTPFields
+    /// Whether the body may be pretty-printed when `?pretty` asks for it: not when the route
+    /// refused `pretty` itself.
+    var honoursPretty = true
 
     public init(_ code: Code, _ message: String, headers: HTTPFields = [:]) {
         self.code = code
@@ -48,7 +51,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let body = ErrorBody(error: .init(code: code.rawValue, message: message))
-        var response = JSONResponse.make(body, pretty: request.wantsPrettyJSON, status: status)
+        var response = JSONResponse.make(body, pretty: honoursPretty && request.wantsPrettyJSON, status: status)
         response.headers.append(contentsOf: headers)
         return response
     }

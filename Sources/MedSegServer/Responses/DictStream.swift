@@ -38,7 +38,7 @@ enum DictStream {
                 }
             }
             json.endArray()
-            json.finish()
+            json.finishLine()
             try await writer.write(ByteBuffer(bytes: json.takeBytes()))
             try await writer.finish(nil)
         }

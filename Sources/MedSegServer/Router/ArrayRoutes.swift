@@ -34,9 +34,8 @@ struct ArrayRoutes<Context: RequestContext> {
             let entry = try store.requireCatalog().requireEntry(context.datasetName)
             let encoding = try ArrayEncoding.negotiate(request, format: query["format"], allowed: [.npz])
             let settings = settings.current
-            var body = try await request.body.collect(upTo: settings.maxBodyBytes.bytes)
-            let (indices, options, compression) = try ArrayRequest.batch(
-                body: body.readBytes(length: body.readableBytes) ?? [], maxItems: settings.maxBatchItems)
+            let body = try await request.collectBody(limit: settings.maxBodyBytes)
+            let (indices, options, compression) = try ArrayRequest.batch(body: body, maxItems: settings.maxBatchItems)
             let arrayRequest = ArrayRequest(
                 dataset: entry.name, target: .batch(indices), arrays: .pair, options: options, encoding: encoding, compression: compression)
             return try await respond(request, arrayRequest, entry: entry, channel: context.clientChannel)

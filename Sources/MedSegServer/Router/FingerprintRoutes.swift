@@ -37,8 +37,8 @@ struct FingerprintRoutes<Context: RequestContext> {
             let catalog = try store.requireCatalog()
             let entry = try catalog.requireEntry(context.datasetName)
             let limits = settings.current
-            var body = try await request.body.collect(upTo: limits.maxBodyBytes.bytes)
-            let sample = try SampleRequest.parse(body: body.readBytes(length: body.readableBytes) ?? [], maxItems: limits.maxBatchItems)
+            let body = try await request.collectBody(limit: limits.maxBodyBytes)
+            let sample = try SampleRequest.parse(body: body, maxItems: limits.maxBatchItems)
             let (_, records) = try ready(context)
             let reader = TensorReader(entry: entry)
             // One ByteBuffer holds the sample, and its capacity is 32-bit.

@@ -17,7 +17,10 @@ struct QueryParameters: Sendable {
             }
             guard known.contains(name) else {
                 let knows = known.isEmpty ? "no query parameters" : known.joined(separator: ", ")
-                throw APIError.badRequest("unknown query parameter '\(name.prefix(40))'; this route knows \(knows)")
+                var error = APIError.badRequest("unknown query parameter '\(name.prefix(40))'; this route knows \(knows)")
+                // A route that refuses `pretty` answers in compact JSON, as it always does.
+                error.honoursPretty = known.contains("pretty")
+                throw error
             }
             guard let value = PercentEncoding.decode(parts.count > 1 ? parts[1] : "", plusIsSpace: true) else {
                 throw APIError.badRequest("query parameter '\(name)' is not valid percent-encoded UTF-8")
@@ -37,7 +40,8 @@ struct QueryParameters: Sendable {
     func integer(_ name: String) throws(APIError) -> Int? {
         guard let text = values[name] else { return nil }
         guard let value = Int(text), value >= 0 else {
-            throw APIError.badRequest("query parameter '\(name)' must be a non-negative whole number, not '\(text.prefix(50))'")
+            throw APIError.badRequest(
+                "query parameter '\(name)' must be a whole number from 0 to \(Int.max) (at most 19 digits), not '\(text.prefix(50))'")
         }
         return value
     }

@@ -1,6 +1,5 @@
 public import Logging
 import MedSegData
-import Metrics
 public import ServiceLifecycle
 import UnixSignals
 
@@ -86,25 +85,21 @@ public struct Reloader: Service {
             // Refused tokens keep the file they were read from: the next reload reads it again.
             if !tokensApplied { settings.tokensFile = running.tokensFile }
             state.settings.replace(with: settings)
-            Self.count(ok: tokensApplied)
+            state.metrics.reloaded(ok: tokensApplied)
             logger.info(
                 "reloaded",
                 metadata: ["datasets": "\(catalog.names.count)", "items": "\(catalog.itemCount)", "problems": "\(catalog.problems.count)"])
             return tokensApplied
         } catch let error as ConfigErrors {
-            Self.count(ok: false)
+            state.metrics.reloaded(ok: false)
             logger.error(
                 "reload refused: invalid configuration; the previous catalog keeps serving",
                 metadata: ["errors": "\(error.errors.map(\.description).joined(separator: "; "))"])
         } catch {
-            Self.count(ok: false)
+            state.metrics.reloaded(ok: false)
             logger.error("reload refused; the previous catalog keeps serving", metadata: ["error": "\(error)"])
         }
         return false
-    }
-
-    private static func count(ok: Bool) {
-        Counter(label: "medsegd_reloads", dimensions: [("result", ok ? "ok" : "failed")]).increment()
     }
 
     /// Reads `path` (nil: no tokens required) and puts its tokens in force at once; true when

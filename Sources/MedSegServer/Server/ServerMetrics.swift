@@ -13,6 +13,21 @@ public final class ServerMetrics: Sendable {
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
+        // Alerts need the series before the first reload: both results exist from the start, at 0.
+        for ok in [true, false] { _ = reloads(ok: ok) }
+    }
+
+    /// Counts one reload (`medsegd_reloads_total{result="ok"|"failed"}`).
+    public func reloaded(ok: Bool) {
+        reloads(ok: ok).increment()
+    }
+
+    private func reloads(ok: Bool) -> Prometheus.Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "medsegd", metricName: "reloads", unitName: "total",
+                helpText: "Configuration reloads (SIGHUP) by result; failed: the previous catalog kept serving"),
+            labels: [("result", ok ? "ok" : "failed")])
     }
 
     /// The exposition text, with catalog and cache figures brought up to date.
