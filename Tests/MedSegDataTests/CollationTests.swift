@@ -56,10 +56,28 @@ struct CollationTests {
         #expect(shortOut.bytes == [0x03, 0x20, 0xFF, 0xFE])  // 800 and -2, big-endian
     }
 
-    @Test("uint8 sums wrap as NumPy's fixed-width sums do")
-    func wrapping() {
-        let mask = Tensor(dtype: .uint8, shape: [1, 2], bytes: [200, 100])
-        #expect(Collation.collate(mask, selection: CategorySelection([.collated([0, 1])]), background: .none).bytes == [44])
+    @Test("integer sums saturate in the stored dtype, bool masks or: a set class never reads as unset")
+    func saturation() {
+        let pair = CategorySelection([.collated([0, 1])])
+        let unsigned = Tensor(dtype: .uint8, shape: [2, 2], bytes: [200, 100, 255, 1])
+        #expect(Collation.collate(unsigned, selection: pair, background: .first).bytes == [0, 255, 0, 255])
+        let signed = Tensor(dtype: .int8, shape: [2, 2], bytes: [100, 100, 0x9C, 0x9C])  // 100 + 100, -100 + -100
+        #expect(Collation.collate(signed, selection: pair, background: .none).bytes == [127, 0x80])
+        let wide = Tensor(dtype: .uint16, shape: [1, 2], bytes: [0xFF, 0xFF, 0x01, 0x00])  // 65535 + 1
+        #expect(Collation.collate(wide, selection: pair, background: .none).bytes == [0xFF, 0xFF])
+        // 256 set channels in one class, past the 8-channel pattern table.
+        let all = CategorySelection([.collated(Array(0..<256))])
+        for dtype in [DType.uint8, .bool] {
+            let many = Tensor(dtype: dtype, shape: [1, 256], bytes: [UInt8](repeating: 1, count: 256))
+            #expect(Collation.collate(many, selection: all, background: .last).bytes == [1, 0].map { dtype == .bool || $0 == 0 ? $0 : 255 })
+            var labels = [UInt8](repeating: 9, count: 1)
+            let overlap = many.bytes.withUnsafeBytes { input in
+                labels.withUnsafeMutableBytes { out in
+                    Collation.labels(input, dtype: dtype, channels: 256, selection: all, background: .none, into: out, labelType: .uint8)
+                }
+            }
+            #expect(overlap == nil && labels == [1])
+        }
     }
 
     @Test("conversion follows astype: truncation, byte swaps, half floats, bools")

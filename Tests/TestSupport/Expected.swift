@@ -7,8 +7,8 @@ public enum Expected {
         zip(index, shape).reduce(0) { $0 * $1.1 + $1.0 }
     }
 
-    /// MedSegPy's collect_mask on one pixel's channels.
+    /// MedSegPy's collect_mask on one pixel's uint8 channels, the sum kept in uint8 (saturated).
     public static func collate(_ channels: [UInt8], _ ids: [CategoryID]) -> [UInt8] {
-        ids.map { id in id.channels.reduce(UInt8(0)) { $0 &+ channels[$1] } }
+        ids.map { id in UInt8(min(255, id.channels.reduce(0) { $0 + Int(channels[$1]) })) }
     }
 }

@@ -140,3 +140,16 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def in_dtype(summed, dtype):
+    """A collated class's sum kept in the stored dtype as docs/API.md says: bool by logical or,
+    integers saturated at the type's bounds (MedSegPy's np.sum never wraps), floats rounded."""
+    dtype = np.dtype(dtype)
+    summed = np.asarray(summed)
+    if dtype == bool:
+        return summed.astype(bool)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.clip(summed.astype(np.int64), info.min, info.max).astype(dtype)
+    return summed.astype(dtype)

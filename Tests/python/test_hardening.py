@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import free_port
+from conftest import free_port, in_dtype
 from medsegd_process import MedsegdProcess
 
 ETAG = re.compile(r'^"[0-9a-f]{32}"$')
@@ -100,7 +100,7 @@ def collate(mask, categories):
     out = []
     for c in categories:
         channels = c if isinstance(c, (list, tuple)) else [c]
-        out.append(np.sum([mask[..., k] for k in channels], axis=0).astype(mask.dtype))
+        out.append(in_dtype(np.sum([mask[..., k] for k in channels], axis=0), mask.dtype))
     return np.stack(out, axis=-1)
 
 

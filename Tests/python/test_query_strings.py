@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import requests
 
+from conftest import in_dtype
 from medsegd_process import MedsegdProcess
 
 NAME = "qs"
@@ -94,7 +95,7 @@ def alive(daemon):
 def collate(mask, categories, background=None):
     """MedSegPy's collect_mask (and add_background_labels) on a 2D slice's H x W x 1 x C mask."""
     mask = mask[:, :, 0, :]
-    channels = [mask[..., c] if isinstance(c, int) else sum(mask[..., k] for k in c).astype(mask.dtype) for c in categories]
+    channels = [mask[..., c] if isinstance(c, int) else in_dtype(np.sum([mask[..., k] for k in c], axis=0), mask.dtype) for c in categories]
     out = np.stack(channels, axis=-1).astype(mask.dtype)
     if background:
         extra = (out.sum(axis=-1) == 0).astype(mask.dtype)[..., None]

@@ -36,6 +36,7 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import in_dtype
 from medsegd_process import CONNECTION_ERRORS, MedsegdProcess
 from test_browser import decode_png
 
@@ -144,7 +145,7 @@ def assert_error(reply, status, code, *words):
 
 def collate(seg, ids=IDS):
     """MedSegPy's collect_mask over the last axis (never squeezed)."""
-    return np.stack([seg[..., list(i)].sum(axis=-1).astype(seg.dtype) if isinstance(i, tuple) else seg[..., i] for i in ids], axis=-1)
+    return np.stack([in_dtype(seg[..., list(i)].sum(axis=-1), seg.dtype) if isinstance(i, tuple) else seg[..., i] for i in ids], axis=-1)
 
 
 def picture(image, marks, colors, window=None, opacity=0.5):

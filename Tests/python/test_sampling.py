@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, medsegd_binary
+from conftest import ROOT, medsegd_binary, in_dtype
 from medsegd_process import MedsegdProcess
 from test_tensor_routes import add_background
 
@@ -310,7 +310,7 @@ def window(shape, center, size):
 
 def collate(seg, categories):
     """MedSegPy's collect_mask over the last axis, never squeezing (a patch may be 1 voxel deep)."""
-    return np.stack([seg[..., list(c)].sum(axis=-1).astype(seg.dtype) if isinstance(c, tuple) else seg[..., c]
+    return np.stack([in_dtype(seg[..., list(c)].sum(axis=-1), seg.dtype) if isinstance(c, tuple) else seg[..., c]
                      for c in categories], axis=-1)
 
 

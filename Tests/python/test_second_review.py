@@ -5,7 +5,8 @@ the request the finding was about and checks the documented answer.
 2. Fingerprints are keyed by where a volume's arrays live: a manifest edit that points a scan at
    another group of the same file recomputes it; a file rewritten in place without a reload is
    never sampled with its old foreground index (503 + Retry-After, then the new index).
-3. Bool masks OR 256 or more channels of a class (a byte sum wrapped to 0); an overlap in a label
+3. Bool masks OR 256 or more channels of a class, integer sums saturate (a byte sum wrapped to 0:
+   "nothing labelled"); an overlap in a label
    map is named in the item's or scan's array, not the region's.
 5. ETags agree between replicas serving copies of the same files at different folders.
 6. `classes=` of a preview is a bounded set: 15,000 repeats are 400, `0,0` is `0`.
@@ -155,6 +156,23 @@ def test_bool_masks_or_256_or_more_channels(root):
         labels = server.exchange("GET", "/v1/datasets/v/items/0/mask?mask_format=labels&categories=%s" % everything.replace(" ", ""))
         assert labels.status == 200, labels
         np.testing.assert_array_equal(labels.array(), expected.astype(np.uint8))
+
+
+def test_integer_masks_saturate_instead_of_wrapping(root):
+    # uint8 values 255 + 1 (a byte sum wraps to 0) and 128 + 128; int8 100 + 100.
+    seg = np.zeros((2, 2, 1, 2), np.uint8)
+    seg[0, 0, 0] = [255, 1]
+    seg[1, 1, 0] = [128, 128]
+    write_volume(os.path.join(root, "u", "0000001_V00.h5"), np.zeros((2, 2, 1), np.float32), seg)
+    path = config(root, {"u": "{format: volumes-3d, scan_root: %s}" % os.path.join(root, "u")})
+    with MedsegdProcess(path) as server:
+        reply = server.exchange("GET", "/v1/datasets/u/items/0/mask?categories=[[0,1]]&background=first")
+        assert reply.status == 200, reply
+        mask = reply.array()
+        np.testing.assert_array_equal(mask[..., 1], np.array([[[255], [0]], [[0], [255]]], np.uint8))
+        np.testing.assert_array_equal(mask[..., 0], np.array([[[0], [1]], [[1], [0]]], np.uint8), "background where a class is set")
+        labels = server.exchange("GET", "/v1/datasets/u/items/0/mask?categories=[[0,1]]&mask_format=labels")
+        np.testing.assert_array_equal(labels.array(), np.array([[[1], [0]], [[0], [1]]], np.uint8))
 
 
 def test_overlaps_are_named_in_the_items_and_scans_array(root):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import OAI_IDS
+from conftest import OAI_IDS, in_dtype
 
 
 def collect_mask(mask, index):
@@ -16,7 +16,7 @@ def collect_mask(mask, index):
     for idx in index:
         if isinstance(idx, (tuple, list)):
             summed = mask[..., list(idx)].sum(axis=-1)
-            channels.append(summed.astype(bool) if mask.dtype == bool else summed.astype(mask.dtype))
+            channels.append(in_dtype(summed, mask.dtype))
         else:
             channels.append(mask[..., idx])
     out = np.stack(channels, axis=-1)

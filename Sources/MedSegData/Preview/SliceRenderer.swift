@@ -1,4 +1,4 @@
-public import HDF5
+internal import HDF5
 
 /// Draws one slice as RGB: the image in grey through a window, the collated mask's classes
 /// blended over it in their colours, scaled down to bound the longer edge. docs/API.md gives

@@ -58,7 +58,7 @@ extension Collation {
                 if exact { return nil }
                 target.initializeMemory(as: UInt8.self, repeating: 0, count: pixels * size)
             }
-            let isBool = dtype.kind == .bool
+            let sum = ByteSum(dtype)
             for (k, group) in groups.enumerated() {
                 if group.count == 1 {
                     let from = source + group[0]
@@ -67,15 +67,8 @@ extension Collation {
                     }
                     continue
                 }
-                for pixel in 0..<pixels {
-                    var value: UInt8 = 0
-                    // Bool: logical or (a byte sum of 256 set channels wraps to 0).
-                    if isBool {
-                        for channel in group { value |= source[pixel * channels + channel] }
-                    } else {
-                        for channel in group { value &+= source[pixel * channels + channel] }
-                    }
-                    if value != 0, let overlap = mark(pixel, k) { return overlap }
+                for pixel in 0..<pixels where sum.sum(source + pixel * channels, group) != 0 {
+                    if let overlap = mark(pixel, k) { return overlap }
                 }
             }
         } else {
@@ -89,7 +82,7 @@ extension Collation {
                     let base = pixel * channels
                     var sum = codec.load(input, base + group[0])
                     for channel in group.dropFirst() { sum = sum + codec.load(input, base + channel) }
-                    codec.store(sum, scratch, 0)
+                    codec.store(sum.saturated(for: dtype), scratch, 0)
                     if !codec.isZero(UnsafeRawBufferPointer(scratch), 0), let overlap = mark(pixel, k) { return overlap }
                 }
             }

@@ -37,7 +37,7 @@ public enum Collation {
         if dtype.size == 1 {
             collateBytes(
                 input, out, pixels: pixels, channels: channels, groups: groups, outputChannels: outputChannels,
-                offset: offset, background: background, isBool: dtype.kind == .bool)
+                offset: offset, background: background, sum: ByteSum(dtype))
             return
         }
         let codec = ElementCodec(dtype)
@@ -50,7 +50,7 @@ public enum Collation {
             for (k, group) in groups.enumerated() {
                 var sum = codec.load(input, source + group[0])
                 for channel in group.dropFirst() { sum = sum + codec.load(input, source + channel) }
-                codec.store(sum, out, target + k + offset)
+                codec.store(sum.saturated(for: dtype), out, target + k + offset)
                 if !codec.isZero(UnsafeRawBufferPointer(out), target + k + offset) { allZero = false }
             }
             if background != .none {
@@ -61,30 +61,23 @@ public enum Collation {
 
     /// One pixel of a byte mask, exactly (values other than 0 and 1 on the pattern path).
     private static func collatePixel(
-        _ from: UnsafePointer<UInt8>, _ to: UnsafeMutablePointer<UInt8>, groups: [[Int]], offset: Int, background: BackgroundChannel, isBool: Bool,
+        _ from: UnsafePointer<UInt8>, _ to: UnsafeMutablePointer<UInt8>, groups: [[Int]], offset: Int, background: BackgroundChannel, sum: ByteSum,
         width: Int
     ) {
         var any: UInt8 = 0
         for (k, group) in groups.enumerated() {
-            var sum: UInt8 = 0
-            // Bool: logical or (a byte sum of 256 set channels wraps to 0).
-            if isBool {
-                for channel in group { sum |= from[channel] }
-                sum = sum == 0 ? 0 : 1
-            } else {
-                for channel in group { sum &+= from[channel] }
-            }
-            to[k + offset] = sum
-            any |= sum
+            let value = sum.sum(from, group)
+            to[k + offset] = value
+            any |= value
         }
         if background != .none { to[background == .first ? 0 : width - 1] = any == 0 ? 1 : 0 }
     }
 
-    /// The hot path: uint8, int8 and bool masks, byte sums that wrap as NumPy's do. Class by class
-    /// over all pixels, so each inner loop is one strided copy or add with no branches.
+    /// The hot path: uint8, int8 and bool masks (`ByteSum`: or, or sums that saturate). Class by
+    /// class over all pixels, so each inner loop is one strided copy or add.
     private static func collateBytes(
         _ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, pixels: Int, channels: Int,
-        groups: [[Int]], outputChannels: Int, offset: Int, background: BackgroundChannel, isBool: Bool
+        groups: [[Int]], outputChannels: Int, offset: Int, background: BackgroundChannel, sum: ByteSum
     ) {
         guard pixels > 0, let source = input.baseAddress?.assumingMemoryBound(to: UInt8.self),
             let target = output.baseAddress?.assumingMemoryBound(to: UInt8.self)
@@ -93,7 +86,7 @@ public enum Collation {
         let width = outputChannels
         if channels <= maxPatternChannels, width <= 8 {
             let table = collationTable(
-                channels: channels, groups: groups, outputChannels: width, offset: offset, background: background, isBool: isBool)
+                channels: channels, groups: groups, outputChannels: width, offset: offset, background: background, isBool: sum == .or)
             let raw = UnsafeMutableRawPointer(target)
             let wordPixels = output.count >= 8 ? (output.count - 8) / width + 1 : 0
             table.withUnsafeBufferPointer { table in
@@ -107,7 +100,7 @@ public enum Collation {
                     }
                 } other: { pixel in
                     collatePixel(
-                        source + pixel * stride, target + pixel * width, groups: groups, offset: offset, background: background, isBool: isBool,
+                        source + pixel * stride, target + pixel * width, groups: groups, offset: offset, background: background, sum: sum,
                         width: width)
                 }
             }
@@ -115,32 +108,27 @@ public enum Collation {
         }
         for (k, group) in groups.enumerated() {
             let to = target + k + offset
-            switch group.count {
-            case _ where isBool:
-                // Logical or: a byte sum of 256 set channels would wrap to 0 (False).
+            switch (group.count, sum) {
+            case (1, _):
                 let from = source + group[0]
-                for pixel in 0..<pixels { to[pixel * width] = from[pixel * stride] }
-                for channel in group.dropFirst() {
-                    let more = source + channel
-                    for pixel in 0..<pixels { to[pixel * width] |= more[pixel * stride] }
-                }
-            case 1:
-                let from = source + group[0]
-                for pixel in 0..<pixels { to[pixel * width] = from[pixel * stride] }
-            case 2:
+                for pixel in 0..<pixels { to[pixel * width] = sum.finish(from[pixel * stride]) }
+            case (2, .unsigned):
+                // The common collated pair, saturating without a branch (the compiler vectorises it).
                 let first = source + group[0]
                 let second = source + group[1]
-                for pixel in 0..<pixels { to[pixel * width] = first[pixel * stride] &+ second[pixel * stride] }
+                for pixel in 0..<pixels {
+                    to[pixel * width] = UInt8(truncatingIfNeeded: min(UInt16(first[pixel * stride]) &+ UInt16(second[pixel * stride]), 255))
+                }
             default:
                 let from = source + group[0]
                 for pixel in 0..<pixels { to[pixel * width] = from[pixel * stride] }
                 for channel in group.dropFirst() {
                     let more = source + channel
-                    for pixel in 0..<pixels { to[pixel * width] &+= more[pixel * stride] }
+                    for pixel in 0..<pixels { to[pixel * width] = sum.add(to[pixel * width], more[pixel * stride]) }
                 }
-            }
-            if isBool {
-                for pixel in 0..<pixels { to[pixel * width] = to[pixel * width] == 0 ? 0 : 1 }
+                if sum == .or {
+                    for pixel in 0..<pixels { to[pixel * width] = to[pixel * width] == 0 ? 0 : 1 }
+                }
             }
         }
         guard background != .none else { return }

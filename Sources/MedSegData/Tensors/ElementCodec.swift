@@ -131,15 +131,35 @@ enum Number {
         }
     }
 
-    /// Sum in the stored dtype: integers wrap as NumPy's fixed-width sums do.
+    /// The value clamped to an integer dtype's range (floats as they are): a collated class's
+    /// sum kept in the stored dtype saturates, where a wrapped one could read 0 (unset).
+    func saturated(for dtype: DType) -> Number {
+        guard dtype.kind == .int || dtype.kind == .uint, dtype.size < 8 else { return self }
+        let bits = UInt64(dtype.size * 8)
+        switch (self, dtype.kind) {
+        case (.unsigned(let value), .uint): return .unsigned(Swift.min(value, (1 << bits) - 1))
+        case (.unsigned(let value), _): return .unsigned(Swift.min(value, (1 << (bits - 1)) - 1))
+        case (.integer(let value), _):
+            let maximum = dtype.kind == .uint ? Int64((1 << bits) - 1) : Int64((1 << (bits - 1)) - 1)
+            let minimum = dtype.kind == .uint ? 0 : -Int64(1 << (bits - 1))
+            return .integer(Swift.max(minimum, Swift.min(value, maximum)))
+        case (.real, _): return self
+        }
+    }
+
+    /// Sum in 64 bits (collation stores it `saturated` in the stored dtype).
     static func + (lhs: Number, rhs: Number) -> Number {
         switch (lhs, rhs) {
         case (.real(let a), _): return .real(a + rhs.doubleValue)
         case (_, .real(let b)): return .real(lhs.doubleValue + b)
-        case (.unsigned(let a), .unsigned(let b)): return .unsigned(a &+ b)
+        case (.unsigned(let a), .unsigned(let b)):
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return .unsigned(overflow ? .max : sum)
         case (.unsigned(let a), .integer(let b)): return .unsigned(a &+ UInt64(bitPattern: b))
         case (.integer(let a), .unsigned(let b)): return .unsigned(UInt64(bitPattern: a) &+ b)
-        case (.integer(let a), .integer(let b)): return .integer(a &+ b)
+        case (.integer(let a), .integer(let b)):
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return .integer(overflow ? (a < 0 ? .min : .max) : sum)
         }
     }
 }
