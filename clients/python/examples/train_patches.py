@@ -31,7 +31,7 @@ def loss_and_gradient(weights, x, y):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://127.0.0.1:8080")
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the medsegd server (default: %(default)s)")
     parser.add_argument("--dataset", default="demo_3d_test")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8, help="batches per epoch")
