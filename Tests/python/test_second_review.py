@@ -206,6 +206,22 @@ def test_overlaps_are_named_in_the_items_and_scans_array(root):
         assert reply.status == 422 and "pixel (20, 17, 5)" in reply.message, reply
 
 
+def test_an_overlap_in_a_large_pair_is_a_422_before_the_head(root):
+    # A 16 MiB label map beside a 64 MiB image: the body streams, and the overlap is at its end.
+    shape = (256, 256, 256)
+    seg = np.zeros(shape + (2,), np.uint8)
+    seg[255, 255, 255, :] = 1
+    write_volume(os.path.join(root, "v", "0000001_V00.h5"), np.zeros(shape, np.float32), seg)
+    path = config(root, {"v": "{format: volumes-3d, scan_root: %s}" % os.path.join(root, "v")},
+                  server="  max_response_bytes: 1GiB\n")
+    with MedsegdProcess(path) as server:
+        reply = server.exchange("GET", "/v1/datasets/v/items/0?mask_format=labels", timeout=180)
+        assert reply.status == 422 and "pixel (255, 255, 255)" in reply.message, reply
+        batch = server.exchange("POST", "/v1/datasets/v/batch", body={"indices": [0], "mask_format": "labels"}, timeout=180)
+        assert batch.status == 422 and "pixel (255, 255, 255)" in batch.message, batch
+        assert "body=aborted" not in server.log
+
+
 # --------------------------------------------------------------------------------------------
 # 5. ETags across replicas
 
@@ -227,6 +243,24 @@ def test_replicas_over_copies_of_the_files_agree_on_etags(root):
         # Another version of the file on one replica: another tag.
         os.utime(os.path.join(second, "v", "0000001_V00.h5"), (1, 1))
         assert b.exchange("GET", paths[0]).headers["ETag"] != a.exchange("GET", paths[0]).headers["ETag"]
+
+
+def test_swapping_two_files_of_one_size_and_time_changes_their_etags(root):
+    # Files unpacked from one archive share size and mtime; `mv` keeps both.
+    folder = os.path.join(root, "v")
+    for k, value in ((1, 0), (2, 9)):
+        write_volume(os.path.join(folder, "%07d_V00.h5" % k), np.full((16, 16, 8), value, np.float32))
+        os.utime(os.path.join(folder, "%07d_V00.h5" % k), (1_700_000_000, 1_700_000_000))
+    path = config(root, {"v": "{format: volumes-3d, scan_root: %s}" % folder})
+    with MedsegdProcess(path) as server:
+        before = server.exchange("GET", "/v1/datasets/v/items/0/image")
+        os.rename(os.path.join(folder, "0000001_V00.h5"), os.path.join(folder, "swap"))
+        os.rename(os.path.join(folder, "0000002_V00.h5"), os.path.join(folder, "0000001_V00.h5"))
+        os.rename(os.path.join(folder, "swap"), os.path.join(folder, "0000002_V00.h5"))
+        after = server.exchange("GET", "/v1/datasets/v/items/0/image")
+        assert after.array().max() == 9 and before.array().max() == 0
+        assert after.headers["ETag"] != before.headers["ETag"]
+        assert server.exchange("GET", "/v1/datasets/v/items/0/image", headers={"If-None-Match": before.headers["ETag"]}).status == 200
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,6 +326,38 @@ def test_an_oversized_sample_is_413_at_once_while_memory_is_held(root):
         assert small.status == 200 and small.array()["image"].shape == (2, 8, 8, 8)
 
 
+def test_a_client_that_leaves_while_waiting_for_memory_gives_up_its_place(root):
+    write_volume(os.path.join(root, "v", "0000001_V00.h5"), np.ones((128, 128, 64), np.float32))
+    write_volume(os.path.join(root, "v", "0000002_V00.h5"), np.ones((64, 64, 8), np.float32))
+    path = config(root, {"v": "{format: volumes-3d, scan_root: %s}" % os.path.join(root, "v")},
+                  server="  max_inflight_bytes: 8MiB\n  idle_timeout: 60s\n")
+    with MedsegdProcess(path) as server:
+        # Clients that ask for 4 MiB volumes and read nothing hold the whole budget.
+        hogs = []
+        for _ in range(4):
+            hog = socket.create_connection(("127.0.0.1", server.port))
+            hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            hog.sendall(b"GET /v1/datasets/v/scans/0000001_V00/image?aug=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            hogs.append(hog)
+        time.sleep(1)
+        try:
+            # A 128 KiB item waits for memory; its client closes normally (FIN) while it waits.
+            leaver = socket.create_connection(("127.0.0.1", server.port))
+            leaver.sendall(b"GET /v1/datasets/v/items/1/image HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)
+            leaver.close()
+            deadline = time.time() + 10
+            while "path=/v1/datasets/v/items/1/image" not in server.log:
+                assert time.time() < deadline, "the abandoned request still waits:\n" + server.log[-2000:]
+                time.sleep(0.05)
+        finally:
+            for hog in hogs:
+                hog.close()
+        line = next(l for l in server.log.splitlines() if "path=/v1/datasets/v/items/1/image" in l)
+        assert "status=503" in line, line  # given up while waiting, never built
+        assert "internal error" not in server.log
+
+
 # --------------------------------------------------------------------------------------------
 # 9, 10. Reloads
 
@@ -301,23 +367,55 @@ def test_a_reload_keeps_ready_fingerprints_serving(root):
     write_volume(os.path.join(root, "a", "0000001_V00.h5"), np.random.default_rng(0).random((256, 256, 96), np.float32),
                  np.zeros((256, 256, 96, 2), np.uint8))
     write_volume(os.path.join(root, "b", "0000001_V00.h5"), np.ones((8, 8, 4), np.float32), blob((8, 8, 4), (1, 1, 1), 2))
+    for k in range(1, 4):  # c_scans loses a scan in the reload
+        write_volume(os.path.join(root, "c", "%07d_V00.h5" % k), np.ones((8, 8, 4), np.float32), blob((8, 8, 4), (1, 1, 1), 2))
     path = config(root, {"a_big": "{format: volumes-3d, scan_root: %s}" % os.path.join(root, "a"),
-                         "b_small": "{format: volumes-3d, scan_root: %s}" % os.path.join(root, "b")})
+                         "b_small": "{format: volumes-3d, scan_root: %s}" % os.path.join(root, "b"),
+                         "c_scans": "{format: volumes-3d, scan_root: %s}" % os.path.join(root, "c")})
     with MedsegdProcess(path) as server:
         server.wait_fingerprints(timeout=300)
         # a_big changes: the reload recomputes it, and b_small must keep serving meanwhile.
         write_volume(os.path.join(root, "a", "0000001_V00.h5"), np.random.default_rng(1).random((256, 256, 96), np.float32),
                      np.zeros((256, 256, 96, 2), np.uint8))
-        done = server.log.count("fingerprint ready")
+        os.remove(os.path.join(root, "c", "0000003_V00.h5"))
         server.reload()
         reply = sample(server, "b_small", patch_size=[2, 2, 2], count=2, seed=0)
         assert reply.status == 200, reply
         assert server.exchange("GET", "/v1/datasets/b_small/fingerprint").status == 200
-        assert server.log.count("fingerprint ready") == done, "the test ran after a_big's recomputation, not during it"
+        # A scan the reload removed is never drawn, not even while the pass is busy elsewhere.
+        for seed in range(4):
+            reply = sample(server, "c_scans", patch_size=[2, 2, 2], count=8, seed=seed)
+            assert reply.status in (200, 503), reply
+        after_reload = server.log.split("] reloaded", 1)[-1]
+        assert "computed=1 dataset=a_big" not in after_reload, "the test ran after a_big's recomputation, not during it"
         deadline = time.time() + 300
         while "computed=1 dataset=a_big" not in server.log.split("] reloaded", 1)[-1]:
             assert time.time() < deadline, server.log[-3000:]
             time.sleep(0.2)
+
+
+def test_a_reload_that_removes_or_adds_a_scan_never_samples_what_is_gone(root):
+    for k in range(1, 4):
+        write_volume(os.path.join(root, "m", "%07d_V00.h5" % k), np.ones((8, 8, 4), np.float32), blob((8, 8, 4), (1, 1, 1), 2))
+    path = config(root, {"m": "{format: volumes-3d, scan_root: %s}" % os.path.join(root, "m")})
+    with MedsegdProcess(path) as server:
+        wait_fingerprint(server, "m")
+        os.remove(os.path.join(root, "m", "0000003_V00.h5"))
+        write_volume(os.path.join(root, "m", "0000009_V00.h5"), np.ones((8, 8, 4), np.float32), blob((8, 8, 4), (1, 1, 1), 2))
+        server.reload()
+        deadline = time.time() + 60
+        seen = set()
+        seed = 0
+        while time.time() < deadline and "0000009_V00" not in seen:
+            reply = sample(server, "m", patch_size=[2, 2, 2], count=8, seed=seed)
+            assert reply.status in (200, 503), reply  # never 404 for a scan the reload removed
+            if reply.status == 200:
+                scans = [s["scan_id"] for s in json.loads(server.exchange("GET", "/v1/datasets/m/scans").body)]
+                seen |= {scans[i] for i in reply.array()["scan_index"]}
+            seed += 1
+        assert "0000003_V00" not in seen and "0000009_V00" in seen, seen
+        added = sample(server, "m", patch_size=[2, 2, 2], count=2, seed=0, scans=["0000009_V00"])
+        assert added.status == 200, added
 
 
 def test_tokens_take_effect_at_once_even_when_the_rest_is_refused(root):

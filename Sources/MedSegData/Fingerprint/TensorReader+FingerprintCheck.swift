@@ -19,8 +19,9 @@ extension TensorReader {
         var expected: [String: String] = [:]
         var checked = Set<String>()
         for plan in plans where checked.insert("\(plan.aug) \(plan.scanID)").inserted {
+            // A volume gone from the catalog (a reload mid-request) is as stale as a changed one.
             guard let record = records.first(where: { $0.key.scanID == plan.scanID && $0.key.aug == plan.aug }),
-                try computer.key(scanID: plan.scanID, aug: plan.aug) == record.key
+                (try? computer.key(scanID: plan.scanID, aug: plan.aug)) == record.key
             else { throw StaleFingerprint(scanID: plan.scanID, aug: plan.aug) }
             for file in record.key.files {
                 // "path identity": the path may hold spaces, the identity never does.

@@ -3,8 +3,8 @@
 /// file read. `text` keys the response cache whole (no hash, so no collision can serve another
 /// request's bytes): it names files by path and full identity (device, inode, change time), so a
 /// file rewritten in place is never served from the cache. `sharedText` is what the ETag hashes:
-/// files by their place under the dataset's roots, size and modification time, which copies on
-/// other replicas share, so `If-None-Match` works behind a load balancer. A reload that changes
+/// files by their place under the dataset's roots, size, modification time and a sample of their
+/// bytes, which copies on other replicas share, so `If-None-Match` works behind a load balancer. A reload that changes
 /// what a request means (categories, the files of an item) changes both; nothing counts reloads.
 public struct ContentKey: Hashable, Sendable {
     /// Bumped whenever the bytes medsegd sends for the same request and files would change.
@@ -38,10 +38,18 @@ public struct ContentKey: Hashable, Sendable {
         var sharedText = text
         for file in versions {
             text += "\n\(file.path)\t\(file.identity?.description ?? "missing")"
-            sharedText += "\n\(roots.shareableName(of: file.path))\t\(file.identity?.shareableDescription ?? "missing")"
+            sharedText += "\n\(roots.shareableName(of: file.path))\t\(file.identity.map { Self.shared($0, path: file.path, roots: roots) } ?? "missing")"
         }
         self.text = text
         self.sharedText = sharedText
+    }
+
+    /// A file version as replicas with copies of it name it: size, modification time and a
+    /// sample of its bytes (`ContentSample`; without it, when the file cannot be sampled now,
+    /// its full identity, which no replica shares: a tag that only misses a cache).
+    private static func shared(_ identity: FileIdentity, path: String, roots: DataRoots) -> String {
+        guard let sample = ContentSample.of(path, identity: identity, roots: roots) else { return identity.description }
+        return identity.shareableDescription + ":" + sample
     }
 
     /// The same key with the identities of the versions actually opened: a file replaced between

@@ -31,6 +31,10 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             // The body's framing broke (a bad chunk size, a body cut short), found as the route
             // reads it. The connection cannot carry another request after this one.
             apiError = APIError(.badRequest, "malformed request: \(String(reflecting: error))", headers: [.connection: "close"])
+        } catch is CancellationError {
+            // The client went while its request waited (for memory): nobody reads the answer.
+            context.logger.debug("request abandoned: the client left", metadata: ["path": "\(request.uri.path.prefix(200))"])
+            apiError = APIError(.notReady, "the request was abandoned: its client left while it waited")
         } catch let error as any HTTPResponseError {
             apiError = Self.translate(error, request: request)
         } catch {

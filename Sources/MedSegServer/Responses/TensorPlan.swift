@@ -20,8 +20,9 @@ enum TensorPlan: Sendable {
     /// Bodies up to this size are built whole before the response starts (and can be cached);
     /// read errors in them still become JSON errors.
     static let wholeBodyLimit = 8 << 20
-    /// Label maps are built whole up to this size: an overlap is found only by reading the mask,
-    /// and found before the head it is a 422 naming the pixel, not a body cut after a 200.
+    /// Bodies with label maps are built whole up to this size: an overlap is found only by
+    /// reading the mask, and found before the head it is a 422 naming the pixel, not a body cut
+    /// after a 200. Larger ones read their label maps through once before the head.
     static let labelsWholeBodyLimit = 64 << 20
 
     /// The response to `request`: one array as npy or raw, or named arrays as an `.npz` (a
@@ -76,7 +77,9 @@ enum TensorPlan: Sendable {
             body.parts.append(.trailer(writer))
         }
         if body.knownLength { headers[.contentLength] = String(body.length) }
-        return try finish(request, cacheKey: opened, headers: headers, body: body, sources: sources)
+        // Label maps may be refused while reading (two classes at a pixel): read before the head.
+        let checked = request.findsErrorsWhileReading ? arrays.filter { $0.name == "mask" }.flatMap(\.sources) : []
+        return try finish(request, cacheKey: opened, headers: headers, body: body, sources: sources, checkFirst: checked)
     }
 
     /// A body's parts and its length: exact, or (compressed members) the most it can hold
@@ -89,7 +92,8 @@ enum TensorPlan: Sendable {
 
     /// Applies the size limit and HEAD, then builds the body whole when it is small enough.
     private static func finish(
-        _ request: TensorRequest, cacheKey: ContentKey?, headers: HTTPFields, body: BodyPlan, sources: [any TensorSource]
+        _ request: TensorRequest, cacheKey: ContentKey?, headers: HTTPFields, body: BodyPlan, sources: [any TensorSource],
+        checkFirst: [any TensorSource] = []
     ) throws -> TensorPlan {
         do {
             try request.checkLimit(body.length)
@@ -103,9 +107,32 @@ enum TensorPlan: Sendable {
             return .headersOnly(headers, length: exactLength)
         }
         guard body.length <= (request.findsErrorsWhileReading ? labelsWholeBodyLimit : wholeBodyLimit) else {
+            do {
+                try readThrough(checkFirst)
+            } catch {
+                for source in sources { source.close() }
+                throw error
+            }
             return .streaming(headers, length: exactLength, parts: body.parts)
         }
         return .unbuilt(PendingBody(request: request, cacheKey: cacheKey, headers: headers, length: body.length, sources: sources, parts: body.parts))
+    }
+}
+
+extension TensorPlan {
+    /// Reads every chunk of `sources` into one scratch buffer and drops it: an error the data
+    /// hold (an overlap in a label map) is found before the head, at the cost of a second read
+    /// of those arrays and one chunk of memory.
+    static func readThrough(_ sources: [any TensorSource]) throws {
+        let largest = sources.flatMap { source in (0..<source.chunkCount).map(source.chunkByteCount) }.max() ?? 0
+        guard largest > 0 else { return }
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: largest, alignment: 16)
+        defer { scratch.deallocate() }
+        for source in sources {
+            for chunk in 0..<source.chunkCount {
+                try source.readChunk(chunk, into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<source.chunkByteCount(chunk)]))
+            }
+        }
     }
 }
 

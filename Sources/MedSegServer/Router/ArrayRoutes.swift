@@ -38,7 +38,7 @@ struct ArrayRoutes<Context: RequestContext> {
             let (indices, options, compression) = try ArrayRequest.batch(body: body, maxItems: settings.maxBatchItems)
             let arrayRequest = ArrayRequest(
                 dataset: entry.name, target: .batch(indices), arrays: .pair, options: options, encoding: encoding, compression: compression)
-            return try await respond(request, arrayRequest, entry: entry, channel: context.clientChannel)
+            return try await respond(request, arrayRequest, entry: entry, context: context)
         }
     }
 
@@ -56,11 +56,11 @@ struct ArrayRoutes<Context: RequestContext> {
         return try await respond(
             request,
             ArrayRequest(dataset: entry.name, target: target, arrays: arrays, options: options, encoding: encoding, compression: compression),
-            entry: entry, channel: context.clientChannel)
+            entry: entry, context: context)
     }
 
     /// Any array request, decided in one trip to the blocking pool (TensorPlan) and sent.
-    private func respond(_ request: Request, _ arrayRequest: ArrayRequest, entry: CatalogEntry, channel: (any Channel)?) async throws -> Response {
+    private func respond(_ request: Request, _ arrayRequest: ArrayRequest, entry: CatalogEntry, context: Context) async throws -> Response {
         let reader = TensorReader(entry: entry)
         let limit = settings.current.maxResponseBytes
         let tensorRequest = {
@@ -81,7 +81,7 @@ struct ArrayRoutes<Context: RequestContext> {
         }
         guard case .unbuilt(let pending) = first else { return TensorResponse.make(first, memory: memory, holding: held) }
         // The body is read only when max_inflight_bytes has room for it, and holds that room until sent.
-        let reservation = try await memory.reserve(pending.length, for: channel)
+        let reservation = try await memory.reserve(pending.length, for: context)
         let plan = try await BlockingPool.timed(arrayRequest.kind) { try pending.build() }
         return TensorResponse.make(plan, memory: memory, holding: reservation)
     }

@@ -55,7 +55,7 @@ struct FingerprintRoutes<Context: RequestContext> {
                 }
             }
             // Held against max_inflight_bytes from the read until sent.
-            let reservation = try await memory.reserve(footprint.heldBytes, for: context.clientChannel)
+            let reservation = try await memory.reserve(footprint.heldBytes, for: context)
             let archive = try await refreshingStale(catalog, entry) {
                 try await BlockingPool.timed("sample") {
                     let arrays = try reader.patches(plans, request: sample, expected: expected, byteLimit: limit)

@@ -61,7 +61,7 @@ struct PreviewRoutes<Context: RequestContext> {
         case .render(let decided, let count): (key, pixels) = (decided, count)
         }
         // Rendering holds ~40 bytes a pixel of the slice (bounded by maxPreviewPixels) until drawn.
-        let reservation = try await memory.reserve(pixels * 40, for: context.clientChannel)
+        let reservation = try await memory.reserve(pixels * 40, for: context)
         return try await BlockingPool.timed("preview") { () throws -> Response in
             withExtendedLifetime(reservation) {}
             let slice = try reader.previewSlice(previewTarget, request: preview, byteLimit: tensorRequest.limit.bytes)

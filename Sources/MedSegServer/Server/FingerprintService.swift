@@ -27,6 +27,8 @@ public final class FingerprintService: Sendable {
         /// Bumped by every pass started (a new catalog, or a recomputation): older passes stop.
         var run: UInt64 = 0
         var datasets: [String: Status] = [:]
+        /// The volumes (`Self.volumes`) of the entry each dataset's status was made for.
+        var volumes: [String: Set<String>] = [:]
         /// Volumes a pass has done so far, kept when a newer pass stops it: the next pass reuses
         /// those whose files are unchanged, so frequent reloads still make progress.
         var partial: [String: [ScanRecord]] = [:]
@@ -67,8 +69,9 @@ public final class FingerprintService: Sendable {
             var datasets: [String: Status] = [:]
             for name in catalog.names {
                 let entry = catalog[name]!
-                // Ready results stay in service unless the classes they count changed.
-                if case .ready(_, let records)? = state.datasets[name],
+                // Ready results stay in service unless the classes they count or the volumes they
+                // cover changed (a removed scan must never be sampled, an added one waits).
+                if case .ready(_, let records)? = state.datasets[name], state.volumes[name] == Self.volumes(entry),
                     records.allSatisfy({ $0.key.categories == CategorySelection(entry.metadata.categoryIDs).description })
                 {
                     datasets[name] = state.datasets[name]
@@ -77,6 +80,7 @@ public final class FingerprintService: Sendable {
                 }
             }
             state.datasets = datasets
+            state.volumes = state.volumes.filter { datasets[$0.key] != nil }
             state.partial = state.partial.filter { datasets[$0.key] != nil }
             return (previous, state.run)
         }
@@ -125,6 +129,7 @@ public final class FingerprintService: Sendable {
             let installed = state.withLock { state in
                 guard state.run == run else { return false }
                 state.datasets[name] = .ready(fingerprint, records: records)
+                state.volumes[name] = Self.volumes(entry)
                 state.partial[name] = nil
                 return true
             }
@@ -191,6 +196,11 @@ public final class FingerprintService: Sendable {
                 "skipped": "\(failed)", "seconds": "\(elapsed.components.seconds)",
             ])
         return (records, computed)
+    }
+
+    /// Every volume of the entry, as `aug scan-id`.
+    private static func volumes(_ entry: CatalogEntry) -> Set<String> {
+        Set(entry.scans.flatMap { scan in scan.volumes.map { "\($0.aug) \(scan.scanID)" } })
     }
 
     private static func volumeCount(_ entry: CatalogEntry) -> Int {

@@ -1,4 +1,3 @@
-import NIOCore
 import Synchronization
 
 /// The response bytes held in memory at once, across all requests (`server.max_inflight_bytes`):
@@ -43,14 +42,16 @@ public final class ResponseMemory: Sendable {
     }
 
     /// Waits until `bytes` (at most the whole budget) are free, first come first served. The
-    /// wait ends with `CancellationError` when the task is cancelled or `channel` (the client's
-    /// connection) closes: a client that left holds no place in the queue.
-    func reserve(_ bytes: Int, for channel: (any Channel)? = nil) async throws -> Reservation {
+    /// wait ends with `CancellationError` when the task is cancelled or the client goes
+    /// (`watch`): a client that left holds no place in the queue.
+    func reserve(_ bytes: Int, watching watch: ConnectionWatch? = nil) async throws -> Reservation {
         let bytes = min(max(bytes, 0), budget)
         let id = state.withLock { state in
             state.nextID += 1
             return state.nextID
         }
+        let registration = Registration()
+        defer { if let token = registration.token.withLock({ $0 }) { watch?.cancel(token) } }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 enum Outcome { case granted, queued, abandoned }
@@ -67,14 +68,20 @@ public final class ResponseMemory: Sendable {
                 case .granted: continuation.resume()
                 case .abandoned: continuation.resume(throwing: CancellationError())
                 case .queued:
-                    // Runs at once when the connection has closed already.
-                    channel?.closeFuture.whenComplete { _ in self.abandon(id) }
+                    // Runs at once when the client has gone already.
+                    let token = watch?.onGone { [self] in abandon(id) }
+                    registration.token.withLock { $0 = token }
                 }
             }
         } onCancel: {
             abandon(id)
         }
         return Reservation(bytes, self)
+    }
+
+    /// The wait's callback on the client's connection, cancelled once the wait ends.
+    private final class Registration: Sendable {
+        let token = Mutex<Int?>(nil)
     }
 
     /// Takes waiter `id` out of the queue (if it still waits) and lets those behind it go.

@@ -9,14 +9,21 @@ import NIOHTTPTypes
 ///   queued behind a slow socket, that close would drop the tail of the response. A full close
 ///   is let through only once every write has completed.
 /// - **Memory.** Body bytes count against `max_inflight_bytes` until they have left.
+/// - **Clients that left.** A FIN (the connection stays half open) or a closed connection marks
+///   `watch`, so requests still waiting for memory give up their place.
 /// - **Stalled clients.** Hummingbird's idle timer does not run while a response is in progress,
 ///   so a client that asks for a volume and reads nothing would hold the connection, its buffers
 ///   and its share of the blocking pool forever. When writes are outstanding and none has
 ///   completed for `stallTimeout`, the connection is closed: the writer fails and the response
 ///   releases everything it held.
-final class WriteProgressHandler: ChannelOutboundHandler, RemovableChannelHandler {
+final class WriteProgressHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
+
+    /// Marked when the client goes; read by requests from any thread.
+    let watch = ConnectionWatch()
 
     private let stallTimeout: TimeAmount
     /// Counts body bytes from the moment they are written here until they leave (or fail).
@@ -45,6 +52,17 @@ final class WriteProgressHandler: ChannelOutboundHandler, RemovableChannelHandle
     func handlerRemoved(context: ChannelHandlerContext) {
         watchdog?.cancel()
         watchdog = nil
+        watch.markGone()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { watch.markGone() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        watch.markGone()
+        context.fireChannelInactive()
     }
 
     private func checkProgress(context: ChannelHandlerContext) {
