@@ -51,12 +51,27 @@ enum FuzzTarget: String, CaseIterable {
         }
     }
 
-    /// `categories=` JSON, then a collation of a small mask with it when its channels exist.
+    /// `categories=` JSON, its work bound at extreme sizes, then a collation of small masks
+    /// (uint8 with values near 255, int8, bool) with it when its channels exist.
     static func categories(_ bytes: [UInt8]) {
         guard let selection = try? CategorySelection(json: String(decoding: bytes, as: UTF8.self)) else { return }
+        for pixels in [0, 1, 1 << 24, Int.max] {
+            let transform = MaskTransform(selection: selection, background: .first, format: .labels, subject: "fuzz")
+            _ = try? transform.checkWork(pixels: pixels, storedChannels: 6)
+        }
         let channels = 6
         guard selection.maxChannel < channels else { return }
-        let mask = Tensor(dtype: .uint8, shape: [3, 2, 1, channels], bytes: (0..<(6 * channels)).map { UInt8($0 % 3) })
+        let values = (0..<(6 * channels)).map { UInt8(truncatingIfNeeded: $0 % 3 == 0 ? 0 : 250 + $0 % 7) }
+        let shape = [3, 2, 1, channels]
+        for mask in [
+            Tensor(dtype: .uint8, shape: shape, bytes: values), Tensor(dtype: .int8, shape: shape, bytes: values),
+            Tensor(dtype: .bool, shape: shape, bytes: values.map { $0 == 0 ? 0 : 1 }),
+        ] {
+            collate(mask, selection, channels: channels)
+        }
+    }
+
+    private static func collate(_ mask: Tensor, _ selection: CategorySelection, channels: Int) {
         for background in [BackgroundChannel.none, .first, .last] {
             let collated = Collation.collate(mask, selection: selection, background: background, squeezeAxis: 2)
             check(collated.shape == [3, 2, selection.ids.count + (background == .none ? 0 : 1)], "collated shape \(collated.shape)")
@@ -65,7 +80,7 @@ enum FuzzTarget: String, CaseIterable {
             let overlap = mask.bytes.withUnsafeBytes { input in
                 labels.withUnsafeMutableBytes { out in
                     Collation.labels(
-                        input, dtype: .uint8, channels: channels, selection: selection, background: background, into: out,
+                        input, dtype: mask.dtype, channels: channels, selection: selection, background: background, into: out,
                         labelType: selection.ids.count < 256 ? .uint8 : .uint16)
                 }
             }
@@ -178,6 +193,9 @@ enum FuzzTarget: String, CaseIterable {
             query[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
         guard let request = try? PreviewRequest.parse(query) else { return }
+        if let classes = request.classes {
+            check(classes == Array(Set(classes)).sorted() && classes.count <= 1024, "classes not a bounded set: \(classes.prefix(20))")
+        }
         let values: [Float] = [0, 1, .nan, .infinity, -.infinity, 3, 1e30, -2, 5, 0, 7, 1]
         let image = Tensor(dtype: .float32, shape: [3, 4], bytes: values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
         let mask = Tensor(dtype: .uint8, shape: [3, 4, 2], bytes: (0..<24).map { UInt8($0 % 3 == 0 ? 1 : 0) })
