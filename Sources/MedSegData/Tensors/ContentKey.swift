@@ -38,7 +38,8 @@ public struct ContentKey: Hashable, Sendable {
         var sharedText = text
         for file in versions {
             text += "\n\(file.path)\t\(file.identity?.description ?? "missing")"
-            sharedText += "\n\(roots.shareableName(of: file.path))\t\(file.identity.map { Self.shared($0, path: file.path, roots: roots) } ?? "missing")"
+            sharedText +=
+                "\n\(roots.shareableName(of: file.path))\t\(file.identity.map { Self.shared($0, path: file.path, roots: roots) } ?? "missing")"
         }
         self.text = text
         self.sharedText = sharedText
