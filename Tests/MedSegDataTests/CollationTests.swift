@@ -63,6 +63,10 @@ struct CollationTests {
         #expect(Collation.collate(unsigned, selection: pair, background: .first).bytes == [0, 255, 0, 255])
         let signed = Tensor(dtype: .int8, shape: [2, 2], bytes: [100, 100, 0x9C, 0x9C])  // 100 + 100, -100 + -100
         #expect(Collation.collate(signed, selection: pair, background: .none).bytes == [127, 0x80])
+        // int8: summed exactly, clamped once (the channels' order does not matter).
+        let four = CategorySelection([.collated([0, 1, 2, 3])])
+        let mixed = Tensor(dtype: .int8, shape: [2, 4], bytes: [100, 100, 0x9C, 0x9C, 0x80, 0x80, 0x7F, 0x7F])
+        #expect(Collation.collate(mixed, selection: four, background: .first).bytes == [1, 0, 0, 0xFE])  // 0 (background 1), -2
         let wide = Tensor(dtype: .uint16, shape: [1, 2], bytes: [0xFF, 0xFF, 0x01, 0x00])  // 65535 + 1
         #expect(Collation.collate(wide, selection: pair, background: .none).bytes == [0xFF, 0xFF])
         // 256 set channels in one class, past the 8-channel pattern table.

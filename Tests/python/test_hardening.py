@@ -679,7 +679,7 @@ def test_connections_over_max_connections_wait_their_turn(folder, daemons):
     for _ in range(2):
         connection = daemon.connection()
         connection.request("GET", "/healthz")
-        assert connection.getresponse().read() == b'{"status":"ok"}'
+        assert connection.getresponse().read() == b'{"status":"ok"}\n'
         held.append(connection)
     # A third connection is queued, not served, while two are open ...
     waiting = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
@@ -768,7 +768,7 @@ def test_idle_timeout_0_means_never(folder, daemons):
     connection = daemon.connection()
     for _ in range(2):
         connection.request("GET", "/healthz")
-        assert connection.getresponse().read() == b'{"status":"ok"}'
+        assert connection.getresponse().read() == b'{"status":"ok"}\n'
     connection.close()
 
 
@@ -779,4 +779,4 @@ def test_fixed_shape_json_is_the_same_bytes_every_time(folder, daemons):
     errors = {daemon.request("GET", "/v1/datasets/nope")[2] for _ in range(8)}
     ready = {daemon.request("GET", "/readyz")[2] for _ in range(8)}
     assert len(errors) == 1 and next(iter(errors)).startswith(b'{"error":{"code":"not_found","message":')
-    assert ready == {b'{"datasets":1,"status":"ready"}'}
+    assert ready == {b'{"datasets":1,"status":"ready"}\n'}

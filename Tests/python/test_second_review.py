@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import tempfile
 import time
 
@@ -356,6 +357,46 @@ def test_a_client_that_leaves_while_waiting_for_memory_gives_up_its_place(root):
         line = next(l for l in server.log.splitlines() if "path=/v1/datasets/v/items/1/image" in l)
         assert "status=503" in line, line  # given up while waiting, never built
         assert "internal error" not in server.log
+
+
+def test_clients_that_reset_while_queued_are_never_built(root):
+    write_volume(os.path.join(root, "v", "0000001_V00.h5"), np.ones((128, 128, 64), np.float32))
+    write_volume(os.path.join(root, "v", "0000002_V00.h5"), np.ones((64, 64, 8), np.float32))
+    path = config(root, {"v": "{format: volumes-3d, scan_root: %s}" % os.path.join(root, "v")},
+                  server="  max_inflight_bytes: 8MiB\n  idle_timeout: 60s\n")
+
+    def trips():
+        text = server.exchange("GET", "/metrics").body.decode()
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("medsegd_read_duration_count") and 'route="item-image"' in line)
+
+    with MedsegdProcess(path) as server:
+        hogs = []
+        for _ in range(4):
+            hog = socket.create_connection(("127.0.0.1", server.port))
+            hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            hog.sendall(b"GET /v1/datasets/v/scans/0000001_V00/image?aug=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            hogs.append(hog)
+        time.sleep(1)
+        before = trips()
+        ghosts = 40
+        try:
+            for _ in range(ghosts):
+                ghost = socket.create_connection(("127.0.0.1", server.port))
+                ghost.sendall(b"GET /v1/datasets/v/items/1/image HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.002)
+                ghost.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+                ghost.close()
+            time.sleep(2)
+        finally:
+            for hog in hogs:
+                hog.close()
+        time.sleep(2)
+        # Each ghost had its first trip (deciding the response); none was built after the release.
+        assert trips() - before <= ghosts + 2, (before, trips())
+        started = time.time()
+        assert server.exchange("GET", "/v1/datasets/v/items/1/image").status == 200
+        assert time.time() - started < FAST
 
 
 # --------------------------------------------------------------------------------------------

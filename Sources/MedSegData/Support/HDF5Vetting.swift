@@ -97,12 +97,13 @@ public final class HDF5Vetting: Sendable {
     func check(_ path: String) -> (FileIdentity?, Outcome) {
         guard let identity = FileIdentity.of(path) else { return (nil, .safe) }
         enum Step {
+            case off
             case answered(Outcome)
             case wait(Check)
             case ask(Check, executable: String, child: VettingChild?)
         }
         let step = state.withLock { state -> Step in
-            guard let executable = state.executable else { return .answered(.safe) }
+            guard let executable = state.executable else { return .off }
             if let verdict = state.verdicts[path], verdict.identity == identity {
                 return .answered(verdict.problem.map(Outcome.refused) ?? .safe)
             }
@@ -112,6 +113,9 @@ public final class HDF5Vetting: Sendable {
             return .ask(check, executable: executable, child: state.idle.popLast())
         }
         switch step {
+        case .off:
+            // Nothing was checked: no version the opened file must be.
+            return (nil, .safe)
         case .answered(let outcome):
             return (identity, outcome)
         case .wait(let check):

@@ -119,6 +119,9 @@ public enum Collation {
                 for pixel in 0..<pixels {
                     to[pixel * width] = UInt8(truncatingIfNeeded: min(UInt16(first[pixel * stride]) &+ UInt16(second[pixel * stride]), 255))
                 }
+            case (_, .signed):
+                // Signed partial sums go up and down: summed per pixel, clamped once.
+                for pixel in 0..<pixels { to[pixel * width] = sum.sum(source + pixel * stride, group) }
             default:
                 let from = source + group[0]
                 for pixel in 0..<pixels { to[pixel * width] = from[pixel * stride] }

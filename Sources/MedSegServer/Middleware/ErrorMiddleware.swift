@@ -33,8 +33,12 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             apiError = APIError(.badRequest, "malformed request: \(String(reflecting: error))", headers: [.connection: "close"])
         } catch is CancellationError {
             // The client went while its request waited (for memory): nobody reads the answer.
+            // A half-closed connection (FIN) counts as gone: HTTP clients do not half-close and
+            // still read, but one that did is told why, and may retry.
             context.logger.debug("request abandoned: the client left", metadata: ["path": "\(request.uri.path.prefix(200))"])
-            apiError = APIError(.notReady, "the request was abandoned: its client left while it waited")
+            apiError = APIError(
+                .notReady, "the request was dropped while it waited for memory: its connection was closed (or half-closed); retry",
+                headers: [.retryAfter: "1"])
         } catch let error as any HTTPResponseError {
             apiError = Self.translate(error, request: request)
         } catch {

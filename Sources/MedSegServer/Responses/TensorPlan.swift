@@ -13,7 +13,8 @@ enum TensorPlan: Sendable {
     /// HEAD: headers and length (unknown for compressed bodies) only; nothing was read.
     case headersOnly(HTTPFields, length: Int?)
     /// Too large to hold: written piece by piece (chunked when compression hides the length).
-    case streaming(HTTPFields, length: Int?, parts: [StreamPart])
+    /// `checkFirst`: label maps to read through before the head (`TensorResponse.readThrough`).
+    case streaming(HTTPFields, length: Int?, parts: [StreamPart], checkFirst: [any TensorSource])
     /// Small enough to build whole, once memory for it is reserved (`ResponseMemory`).
     case unbuilt(PendingBody)
 
@@ -22,7 +23,8 @@ enum TensorPlan: Sendable {
     static let wholeBodyLimit = 8 << 20
     /// Bodies with label maps are built whole up to this size: an overlap is found only by
     /// reading the mask, and found before the head it is a 422 naming the pixel, not a body cut
-    /// after a 200. Larger ones read their label maps through once before the head.
+    /// after a 200. Larger ones read their label maps through once before the head
+    /// (`TensorResponse.readThrough`).
     static let labelsWholeBodyLimit = 64 << 20
 
     /// The response to `request`: one array as npy or raw, or named arrays as an `.npz` (a
@@ -107,32 +109,9 @@ enum TensorPlan: Sendable {
             return .headersOnly(headers, length: exactLength)
         }
         guard body.length <= (request.findsErrorsWhileReading ? labelsWholeBodyLimit : wholeBodyLimit) else {
-            do {
-                try readThrough(checkFirst)
-            } catch {
-                for source in sources { source.close() }
-                throw error
-            }
-            return .streaming(headers, length: exactLength, parts: body.parts)
+            return .streaming(headers, length: exactLength, parts: body.parts, checkFirst: checkFirst)
         }
         return .unbuilt(PendingBody(request: request, cacheKey: cacheKey, headers: headers, length: body.length, sources: sources, parts: body.parts))
-    }
-}
-
-extension TensorPlan {
-    /// Reads every chunk of `sources` into one scratch buffer and drops it: an error the data
-    /// hold (an overlap in a label map) is found before the head, at the cost of a second read
-    /// of those arrays and one chunk of memory.
-    static func readThrough(_ sources: [any TensorSource]) throws {
-        let largest = sources.flatMap { source in (0..<source.chunkCount).map(source.chunkByteCount) }.max() ?? 0
-        guard largest > 0 else { return }
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: largest, alignment: 16)
-        defer { scratch.deallocate() }
-        for source in sources {
-            for chunk in 0..<source.chunkCount {
-                try source.readChunk(chunk, into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<source.chunkByteCount(chunk)]))
-            }
-        }
     }
 }
 

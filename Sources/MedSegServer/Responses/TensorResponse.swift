@@ -31,7 +31,7 @@ enum TensorResponse {
             return Response(status: .ok, headers: pending.headers, body: ResponseBody(contentLength: 0) { writer in try await writer.finish(nil) })
         case .headersOnly(let headers, let length):
             return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: length) { writer in try await writer.finish(nil) })
-        case .streaming(let headers, let length, let parts):
+        case .streaming(let headers, let length, let parts, _):
             let guardian = SourceGuardian(parts.compactMap(\.source))
             return Response(
                 status: .ok, headers: headers,

@@ -79,7 +79,10 @@ struct ArrayRoutes<Context: RequestContext> {
             guard case .unbuilt(let pending) = plan, let reservation = memory.tryReserve(pending.length) else { return (plan, nil) }
             return (try pending.build(), reservation)
         }
-        guard case .unbuilt(let pending) = first else { return TensorResponse.make(first, memory: memory, holding: held) }
+        guard case .unbuilt(let pending) = first else {
+            try await TensorResponse.readThrough(first, memory: memory, context: context)
+            return TensorResponse.make(first, memory: memory, holding: held)
+        }
         // The body is read only when max_inflight_bytes has room for it, and holds that room until sent.
         let reservation = try await memory.reserve(pending.length, for: context)
         let plan = try await BlockingPool.timed(arrayRequest.kind) { try pending.build() }

@@ -25,6 +25,15 @@ final class ConnectionWatch: Sendable {
         return token
     }
 
+    /// A watch of a connection that has gone already (its handlers were removed).
+    static var gone: ConnectionWatch {
+        let watch = ConnectionWatch()
+        watch.markGone()
+        return watch
+    }
+
+    var isGone: Bool { state.withLock { $0.gone } }
+
     func cancel(_ token: Int) {
         state.withLock { _ = $0.callbacks.removeValue(forKey: token) }
     }

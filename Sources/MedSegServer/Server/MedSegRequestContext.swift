@@ -15,13 +15,15 @@ public struct MedSegRequestContext: RequestContext {
 
 extension RequestContext {
     /// Whether the client is still there, from its connection's `WriteProgressHandler` (nil in
-    /// tests through the router, whose contexts have no such connection).
+    /// tests through the router, whose contexts have no such connection). A connection whose
+    /// handlers are gone (it was reset and closed) has gone.
     var connectionWatch: ConnectionWatch? {
         get async {
             guard let channel = (self as? MedSegRequestContext)?.channel else { return nil }
-            return try? await channel.eventLoop.submit {
+            let watch = try? await channel.eventLoop.submit {
                 try channel.pipeline.syncOperations.handler(type: WriteProgressHandler.self).watch
             }.get()
+            return watch ?? .gone
         }
     }
 }
