@@ -66,6 +66,18 @@ def blob(shape, corner, size=4):
     return seg
 
 
+def hold_memory(server, clients=4):
+    """Clients that ask for scan 0000001_V00's 4 MiB volume of dataset `v` and read nothing: with
+    `max_inflight_bytes: 8MiB` they hold the whole budget (until closed)."""
+    hogs = []
+    for _ in range(clients):
+        hog = socket.create_connection(("127.0.0.1", server.port))
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.sendall(b"GET /v1/datasets/v/scans/0000001_V00/image?aug=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        hogs.append(hog)
+    return hogs
+
+
 def sample(server, name, **body):
     return server.exchange("POST", "/v1/datasets/%s/sample" % name, body=body, timeout=60)
 
@@ -334,12 +346,7 @@ def test_a_client_that_leaves_while_waiting_for_memory_gives_up_its_place(root):
                   server="  max_inflight_bytes: 8MiB\n  idle_timeout: 60s\n")
     with MedsegdProcess(path) as server:
         # Clients that ask for 4 MiB volumes and read nothing hold the whole budget.
-        hogs = []
-        for _ in range(4):
-            hog = socket.create_connection(("127.0.0.1", server.port))
-            hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            hog.sendall(b"GET /v1/datasets/v/scans/0000001_V00/image?aug=0 HTTP/1.1\r\nHost: x\r\n\r\n")
-            hogs.append(hog)
+        hogs = hold_memory(server)
         time.sleep(1)
         try:
             # A 128 KiB item waits for memory; its client closes normally (FIN) while it waits.
@@ -371,12 +378,7 @@ def test_clients_that_reset_while_queued_are_never_built(root):
                    if line.startswith("medsegd_read_duration_count") and 'route="item-image"' in line)
 
     with MedsegdProcess(path) as server:
-        hogs = []
-        for _ in range(4):
-            hog = socket.create_connection(("127.0.0.1", server.port))
-            hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            hog.sendall(b"GET /v1/datasets/v/scans/0000001_V00/image?aug=0 HTTP/1.1\r\nHost: x\r\n\r\n")
-            hogs.append(hog)
+        hogs = hold_memory(server)
         time.sleep(1)
         before = trips()
         ghosts = 40
