@@ -36,7 +36,7 @@ public final class HDF5File {
         }
         let id = H5Fopen(path, medseg_h5f_acc_rdonly(), HDF5Library.defaultProperties)
         guard id >= 0 else { throw HDF5Library.error(.openFailed, file: path, "unreadable") }
-        return HDF5File(path: path, id: id)
+        return HDF5File(path: path, id: id).closedOnExec()
     }
 
     /// The descriptor HDF5 reads this file through (the default sec2 driver), so that the caller
@@ -51,12 +51,23 @@ public final class HDF5File {
         return handle.load(as: Int32.self)
     }
 
+    /// Marks the descriptor close-on-exec (HDF5 opens without `O_CLOEXEC`): a child process
+    /// started meanwhile (the vetting child) must not inherit it, nor the file lock HDF5 takes on
+    /// it, which would outlive this file's close and make later opens of it fail.
+    private func closedOnExec() -> HDF5File {
+        if let descriptor = fileDescriptor {
+            let flags = fcntl(descriptor, F_GETFD)
+            if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
+        }
+        return self
+    }
+
     /// Creates (or truncates) a file for writing: used by `medsegd demo` and the tests.
     public static func create(_ path: String) throws(HDF5Error) -> HDF5File {
         HDF5Library.prepareThread()
         let id = H5Fcreate(path, medseg_h5f_acc_trunc(), HDF5Library.defaultProperties, HDF5Library.defaultProperties)
         guard id >= 0 else { throw HDF5Library.error(.writeFailed, file: path, "cannot create") }
-        return HDF5File(path: path, id: id)
+        return HDF5File(path: path, id: id).closedOnExec()
     }
 
     public enum ObjectKind: Sendable { case group, dataset, other }

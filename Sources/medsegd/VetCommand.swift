@@ -10,10 +10,24 @@ struct VetCommand: ParsableCommand {
         commandName: "vet", abstract: "Internal: checks HDF5 files for the server in a separate process.", shouldDisplay: false)
 
     func run() throws {
+        closeInheritedDescriptors()
         while let line = readLine(strippingNewline: true) {
             HDF5Vetting.exercise(line)
             let answer = Array("ok\n".utf8)
             _ = answer.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
         }
     }
+}
+
+/// Closes every descriptor but standard input, output and error: whatever the server had open
+/// when it started this child (HDF5 files and their locks, sockets) must not stay open here.
+private func closeInheritedDescriptors() {
+    guard let directory = opendir("/proc/self/fd") else { return }
+    var inherited: [Int32] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if let descriptor = Int32(name), descriptor > 2, descriptor != dirfd(directory) { inherited.append(descriptor) }
+    }
+    closedir(directory)
+    for descriptor in inherited { close(descriptor) }
 }

@@ -125,6 +125,18 @@ struct HDF5ErrorTests {
         #expect(error?.kind == .unsupported)
         #expect(error?.detail.contains("string") == true)
     }
+
+    @Test("files are opened close-on-exec: a child process never inherits them (nor HDF5's lock on them)")
+    func closeOnExec() throws {
+        let path = folder.file("cloexec.h5")
+        let created = try HDF5File.create(path)
+        try created.write("x", [UInt8](repeating: 0, count: 4), shape: [4])
+        let writing = try #require(created.fileDescriptor)
+        #expect(fcntl(writing, F_GETFD) & FD_CLOEXEC != 0)
+        let opened = try HDF5File.open(path)
+        let reading = try #require(opened.fileDescriptor)
+        #expect(fcntl(reading, F_GETFD) & FD_CLOEXEC != 0)
+    }
 }
 
 extension String {

@@ -46,3 +46,25 @@ def test_a_file_that_crashes_the_hdf5_library_is_refused_and_the_server_lives(tm
     result = subprocess.run([medsegd_binary(), "check", "--config", config], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "0000001_V00-Aug00_001.im" in result.stdout and "HDF5 library fails on this file" in result.stdout
+
+
+def test_the_vetting_child_keeps_no_inherited_file_open(tmp_path):
+    """HDF5 locks the files it opens, and a lock lives as long as any descriptor of the opening:
+    a `medsegd vet` child that kept one it inherited would keep the file locked after the server
+    closed it (a later h5py rewrite or open fails "unable to lock file")."""
+    path = str(tmp_path / "locked.h5")
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros(4)
+    writer = h5py.File(path, "a")
+    child = subprocess.Popen([medsegd_binary(), "vet"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             pass_fds=[writer.id.get_vfd_handle()])
+    try:
+        child.stdin.write(b"/nonexistent\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == b"ok\n"  # the child is running, past its start
+        writer.close()
+        with h5py.File(path, "r") as f:  # fails while the child holds the inherited lock
+            assert f["x"].shape == (4,)
+    finally:
+        child.kill()
+        child.wait()
