@@ -19,8 +19,9 @@ struct VetCommand: ParsableCommand {
     }
 }
 
-/// Closes every descriptor but standard input, output and error: whatever the server had open
-/// when it started this child (HDF5 files and their locks, sockets) must not stay open here.
+/// Closes the regular files this child inherited (HDF5 files the server had open when it
+/// started this child, and the locks HDF5 holds through them): they must not stay open here.
+/// Only regular files: the runtime's own descriptors (event loops, pipes) are left alone.
 private func closeInheritedDescriptors() {
     guard let directory = opendir("/proc/self/fd") else { return }
     var inherited: [Int32] = []
@@ -29,5 +30,8 @@ private func closeInheritedDescriptors() {
         if let descriptor = Int32(name), descriptor > 2, descriptor != dirfd(directory) { inherited.append(descriptor) }
     }
     closedir(directory)
-    for descriptor in inherited { close(descriptor) }
+    for descriptor in inherited {
+        var info = stat()
+        if fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG { close(descriptor) }
+    }
 }

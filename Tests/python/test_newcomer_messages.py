@@ -18,8 +18,7 @@ def demo():
     root = tempfile.mkdtemp(prefix="medsegd-newcomer-")
     subprocess.run([medsegd_binary(), "demo", root], check=True, capture_output=True, timeout=120)
     config = os.path.join(root, "medsegd.yaml")
-    server = MedsegdProcess(config)
-    server.start()
+    server = MedsegdProcess(config)  # started, and ready
     try:
         yield server
     finally:
