@@ -124,7 +124,8 @@ public final class FingerprintService: Sendable {
         let pendingFirst = catalog.names.filter { waiting.contains($0) } + catalog.names.filter { !waiting.contains($0) }
         for name in pendingFirst {
             guard isCurrent(run), let entry = catalog[name] else { return }
-            guard let (records, computed) = pass(entry, known: previous[name] ?? archive?.load(name) ?? [], run: run) else { return }
+            let started = ContinuousClock.now
+            guard let (records, computed, skipped) = pass(entry, known: previous[name] ?? archive?.load(name) ?? [], run: run) else { return }
             let fingerprint = DatasetFingerprint.aggregate(entry, records: records)
             let installed = state.withLock { state in
                 guard state.run == run else { return false }
@@ -134,6 +135,13 @@ public final class FingerprintService: Sendable {
                 return true
             }
             guard installed else { return }
+            // Logged once installed: whoever reads the line and asks gets this fingerprint.
+            logger.info(
+                "fingerprint ready",
+                metadata: [
+                    "dataset": "\(name)", "volumes": "\(records.count)", "computed": "\(computed)", "reused": "\(records.count - computed)",
+                    "skipped": "\(skipped)", "seconds": "\((ContinuousClock.now - started).components.seconds)",
+                ])
             if computed > 0, let archive {
                 do {
                     try archive.save(name, records: records)
@@ -151,9 +159,8 @@ public final class FingerprintService: Sendable {
 
     /// One dataset's records, reusing `known` ones whose key still matches; nil when a newer
     /// pass took over. Progress shows in the status (unless a ready result stays in service).
-    private func pass(_ entry: CatalogEntry, known: [ScanRecord], run: UInt64) -> (records: [ScanRecord], computed: Int)? {
+    private func pass(_ entry: CatalogEntry, known: [ScanRecord], run: UInt64) -> (records: [ScanRecord], computed: Int, skipped: Int)? {
         let name = entry.name
-        let started = ContinuousClock.now
         let computer = FingerprintComputer(reader: TensorReader(entry: entry))
         var reusable: [String: ScanRecord] = [:]
         for record in known { reusable["\(record.key.scanID)\n\(record.key.aug)"] = record }
@@ -188,14 +195,7 @@ public final class FingerprintService: Sendable {
                 }
             }
         }
-        let elapsed = ContinuousClock.now - started
-        logger.info(
-            "fingerprint ready",
-            metadata: [
-                "dataset": "\(name)", "volumes": "\(records.count)", "computed": "\(computed)", "reused": "\(records.count - computed)",
-                "skipped": "\(failed)", "seconds": "\(elapsed.components.seconds)",
-            ])
-        return (records, computed)
+        return (records, computed, failed)
     }
 
     /// Every volume of the entry, as `aug scan-id`.
