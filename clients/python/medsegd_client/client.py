@@ -193,8 +193,11 @@ class Client:
                 try:
                     part = reply.read(BODY_PIECE)
                 except http.client.IncompleteRead as error:
-                    # http.client's partial leaves out the cut chunk's bytes: they are its cause's.
-                    cause = error.__cause__ if isinstance(error.__cause__, http.client.IncompleteRead) else None
+                    # http.client's partial leaves out the cut chunk's bytes: they are those of the
+                    # IncompleteRead it raised from (its __cause__ since Python 3.11, its
+                    # __context__ before, which it raised inside `except IncompleteRead:`).
+                    inner = error.__cause__ or error.__context__
+                    cause = inner if isinstance(inner, http.client.IncompleteRead) else None
                     received.bytes += len(error.partial) + (len(cause.partial) if cause is not None else 0)
                     raise
                 except OSError:
