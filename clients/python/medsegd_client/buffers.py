@@ -38,3 +38,11 @@ class ReceiveBuffers:
             if len(self._buffers) < self.count:
                 self._buffers.append(buffer)
             return memoryview(buffer)[:size]
+
+
+class _Received:
+    """Bytes of a body received so far, and whether the count is exact."""
+
+    def __init__(self):
+        self.bytes = 0
+        self.exact = True

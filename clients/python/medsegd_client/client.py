@@ -8,7 +8,7 @@ import types
 import urllib.parse
 
 from . import arrays
-from .buffers import ReceiveBuffers
+from .buffers import ReceiveBuffers, _Received
 from .errors import MedsegdError, TruncatedResponseError
 from .options import _categories, _dtype, _region
 
@@ -23,17 +23,8 @@ REUSE_MIN_BYTES = 4 << 20
 #: takes), the mask deflated in the npz. Read-only; `dict(REMOTE, dtype=None)` keeps stored images.
 REMOTE = types.MappingProxyType({"dtype": "float16", "mask_format": "labels", "compression": "deflate"})
 
-
 #: Bodies are read in pieces of at most this many bytes (see Client._body).
 BODY_PIECE = 1 << 20
-
-
-class _Received:
-    """Bytes of a body received so far, and whether the count is exact."""
-
-    def __init__(self):
-        self.bytes = 0
-        self.exact = True
 
 
 class Client:
@@ -193,9 +184,7 @@ class Client:
                 try:
                     part = reply.read(BODY_PIECE)
                 except http.client.IncompleteRead as error:
-                    # http.client's partial leaves out the cut chunk's bytes: they are those of the
-                    # IncompleteRead it raised from (its __cause__ since Python 3.11, its
-                    # __context__ before, which it raised inside `except IncompleteRead:`).
+                    # The cut chunk's bytes are in the IncompleteRead it raised from (its __cause__; __context__ before 3.11).
                     inner = error.__cause__ or error.__context__
                     cause = inner if isinstance(inner, http.client.IncompleteRead) else None
                     received.bytes += len(error.partial) + (len(cause.partial) if cause is not None else 0)
