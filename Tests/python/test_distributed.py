@@ -93,23 +93,32 @@ def received(images):
     # Each item's image is filled with its index.
     return [int(v) for v in np.asarray(images).reshape(len(images), -1)[:, 0]]
 
-if job["kind"] == "batch":
-    loader = BatchLoader(client, job["name"], rank=rank, world_size=world_size, **kwargs)
-    if job.get("state") is not None:
-        loader.load_state_dict(job["state"])
+def run_epochs(loader, record):
+    # The loader's epochs, each batch recorded by `record`; stops (saving the state) at
+    # job["stop"] = [epoch, batches handed out].
     for epoch in range(job["epochs"]):
         out["lengths"].append(len(loader))
         batches = []
-        iterator = iter(loader)
-        for images, masks in iterator:
-            batches.append(received(images))
-            assert len(masks) == len(images)
+        for batch in loader:
+            batches.append(record(*batch))
             if job.get("stop") == [epoch, len(batches)]:
                 out["state"] = loader.state_dict()
                 break
         out["epochs"].append(batches)
         if "state" in out:
             break
+
+
+if job["kind"] == "batch":
+    loader = BatchLoader(client, job["name"], rank=rank, world_size=world_size, **kwargs)
+    if job.get("state") is not None:
+        loader.load_state_dict(job["state"])
+
+    def batch_of_items(images, masks):
+        assert len(masks) == len(images)
+        return received(images)
+
+    run_epochs(loader, batch_of_items)
 elif job["kind"] == "sampler":
     dataset = RemoteDataset(client, job["name"])
     sampler = dataset.sampler(rank, world_size, **kwargs)
@@ -123,17 +132,7 @@ elif job["kind"] == "patch":
                          **kwargs)
     if job.get("state") is not None:
         loader.load_state_dict(job["state"])
-    for epoch in range(job["epochs"]):
-        out["lengths"].append(len(loader))
-        batches = []
-        for images, centres in loader:
-            batches.append([np.asarray(images).tobytes().hex()[:64], np.asarray(centres).tolist()])
-            if job.get("stop") == [epoch, len(batches)]:
-                out["state"] = loader.state_dict()
-                break
-        out["epochs"].append(batches)
-        if "state" in out:
-            break
+    run_epochs(loader, lambda images, centres: [np.asarray(images).tobytes().hex()[:64], np.asarray(centres).tolist()])
 print(json.dumps(out))
 """
 
